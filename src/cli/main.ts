@@ -1,0 +1,43 @@
+/**
+ * The leader-run command: flags → config → run → exit status. Errors the user can fix
+ * are one line on stderr with the documented status; nothing prints a stack trace unless
+ * --verbose asks for it.
+ */
+import { readFileSync } from 'node:fs';
+import { ExitStatus } from '../kube/errors.ts';
+import { Logger } from '../observe/log.ts';
+import { InfoShown, parseArgs, UsageError, type Config } from './options.ts';
+
+export const version: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let cfg: Config;
+  try {
+    cfg = parseArgs(argv, version);
+  } catch (e) {
+    if (e instanceof InfoShown) return ExitStatus.ok;
+    if (e instanceof UsageError) return fail(e.message, ExitStatus.usage);
+    throw e;
+  }
+  const log = new Logger({ format: cfg.logFormat, level: cfg.logLevel });
+  // Loaded only now: --help, --version and usage errors never pay for the Kubernetes client.
+  const [{ runLeader }, { ConfigError }] = await Promise.all([import('../run.ts'), import('../kube/config.ts')]);
+  try {
+    return await runLeader(cfg, log, version);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      log.error(e.message, { event: 'config-invalid' });
+      return ExitStatus.config;
+    }
+    log.error(`internal error: ${e instanceof Error ? e.message : String(e)}`, { event: 'internal-error' });
+    if (cfg.logLevel === 'debug' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    return ExitStatus.software;
+  }
+}
+
+function fail(message: string, status: number): number {
+  process.stderr.write(`leader-run: ${message}\n`);
+  return status;
+}

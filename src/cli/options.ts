@@ -1,0 +1,200 @@
+/**
+ * Flags (and their LEADER_RUN_* environment variables) → one validated Config.
+ * Everything the user can get wrong about the command line is caught here, before
+ * anything talks to the API server or starts a process.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Command, CommanderError, Option } from 'commander';
+import { timingProblem, type Timing } from '../election/timing.ts';
+import type { Level, LogFormat } from '../observe/log.ts';
+import { parseDuration } from './duration.ts';
+
+export interface Config {
+  readonly lockName: string;
+  /** Undefined: take it from the in-cluster namespace or the kubeconfig context. */
+  readonly lockNamespace: string | undefined;
+  readonly identity: string;
+  readonly timing: Timing;
+  readonly shutdownGraceMs: number;
+  readonly kubeconfig: string | undefined;
+  readonly context: string | undefined;
+  readonly waitTimeoutMs: number | undefined;
+  readonly waitTimeoutExitCode: number;
+  readonly startupTimeoutMs: number;
+  readonly shell: boolean;
+  readonly logFormat: LogFormat;
+  readonly logLevel: Level;
+  /** The command and its arguments, exactly as given. */
+  readonly command: readonly string[];
+}
+
+/** Bad flags or arguments: one line for the user, exit 64. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** --help or --version was shown: exit 0. */
+export class InfoShown extends Error {
+  override name = 'InfoShown';
+}
+
+const env = (flag: string) => `LEADER_RUN_${flag.toUpperCase().replaceAll('-', '_')}`;
+
+const examples = `
+Examples:
+  # Run a nightly job on exactly one replica at a time
+  leader-run --lock-name nightly-report -- node job.js
+
+  # Locally, against a kubeconfig context, with a shell pipeline
+  leader-run --context staging --lock-name reindex --shell -- 'reindex --all | tee /tmp/out'
+
+  # Give up after five minutes of waiting, exit 0 in that case
+  leader-run --lock-name migrate --wait-timeout 5m --wait-timeout-exit-code 0 -- ./migrate.sh
+
+  # In a Deployment: the Pod name (downward API) as identity
+  LEADER_RUN_ID=$POD_NAME leader-run --lock-name scheduler -- ./scheduler
+
+Every flag can also be set with an environment variable: --lock-name is LEADER_RUN_LOCK_NAME,
+and so on. Exit statuses: the child's own; 75 when leadership was lost (or --wait-timeout);
+64 bad usage; 69 API unreachable; 77 not permitted; 78 bad configuration; 126/127 command
+not executable / not found. See the README for the whole table.
+`;
+
+export function buildProgram(version: string): Command {
+  const p = new Command('leader-run')
+    .usage('[options] -- <command> [args...]')
+    .description('Run a command only while holding a Kubernetes Lease; the command is stopped before anyone else can lead.')
+    .version(version, '-V, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'show this help and exit')
+    .argument('[command...]', 'the command to run while leading, after --')
+    .passThroughOptions()
+    .exitOverride()
+    .configureOutput({ writeErr: () => {}, outputError: () => {} })
+    .addHelpText('after', examples);
+  const opt = (flags: string, desc: string, name: string, dflt?: string) => {
+    const o = new Option(flags, desc).env(env(name));
+    if (dflt !== undefined) o.default(dflt);
+    p.addOption(o);
+  };
+  opt('--lock-name <name>', 'name of the Lease to hold (required)', 'lock-name');
+  opt('--lock-namespace <namespace>', "the Lease's namespace (default: the Pod's namespace, else the kubeconfig context's, else 'default')", 'lock-namespace');
+  opt('--id <identity>', 'holder identity (default: <hostname>_<random>, unique per process)', 'id');
+  opt('--lease-duration <duration>', 'how long a lease is valid without renewal (D)', 'lease-duration', '15s');
+  opt('--renew-deadline <duration>', 'give up leading if not renewed for this long (R)', 'renew-deadline', '10s');
+  opt('--retry-period <duration>', 'renew / retry interval (P)', 'retry-period', '2s');
+  opt('--fence-grace <duration>', 'after losing the lease: SIGTERM → SIGKILL grace (G)', 'fence-grace', '2s');
+  opt('--shutdown-grace <duration>', 'on SIGTERM/SIGINT or child exit: how long the child may take to stop while we keep renewing', 'shutdown-grace', '30s');
+  opt('--wait-timeout <duration>', 'give up if not leading within this time (exit 75)', 'wait-timeout');
+  opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', '75');
+  opt('--startup-timeout <duration>', 'give up (exit 69) if the API server cannot be reached for this long at start', 'startup-timeout', '30s');
+  opt('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)', 'kubeconfig');
+  opt('--context <name>', 'kubeconfig context (default: the current context)', 'context');
+  opt('--shell', 'run the command through /bin/sh -c (default: exec it directly)', 'shell');
+  opt('--log-format <format>', 'text or json', 'log-format', 'text');
+  opt('-v, --verbose', 'log debug detail', 'verbose');
+  opt('-q, --quiet', 'log only warnings and errors', 'quiet');
+  return p;
+}
+
+/** Parses argv (without node and script) into a Config, or throws UsageError / InfoShown. */
+export function parseArgs(argv: readonly string[], version: string, stdout: (s: string) => void = (s) => process.stdout.write(s)): Config {
+  const p = buildProgram(version);
+  p.configureOutput({ writeOut: stdout, writeErr: () => {}, outputError: () => {} });
+  try {
+    p.parse([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) throw new InfoShown(e.message);
+      throw new UsageError(`${e.message.replace(/^error: /, '')}; see leader-run --help`);
+    }
+    throw e;
+  }
+  return validate(p);
+}
+
+function validate(p: Command): Config {
+  const o = p.opts<Record<string, string | boolean | undefined>>();
+  const where = (key: string, flag: string) =>
+    p.getOptionValueSource(key) === 'env' ? `${env(flag)} (--${flag})` : `--${flag}`;
+  const str = (key: string) => (typeof o[key] === 'string' ? (o[key] as string) : undefined);
+  const bool = (key: string, flag: string): boolean => {
+    if (p.getOptionValueSource(key) !== 'env') return o[key] === true;
+    const v = (process.env[env(flag)] ?? '').toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['', '0', 'false', 'no', 'off'].includes(v)) return false;
+    throw new UsageError(`${env(flag)}=${JSON.stringify(v)} is not a boolean; use true or false`);
+  };
+  const duration = (key: string, flag: string, { allowZero = false } = {}): number => {
+    const text = str(key) ?? '';
+    const ms = parseDuration(text);
+    if (ms === undefined)
+      throw new UsageError(`${where(key, flag)} ${JSON.stringify(text)} is not a duration; write it like 1500ms, 15s or 1m`);
+    if (ms <= 0 && !allowZero) throw new UsageError(`${where(key, flag)} must be greater than zero`);
+    return ms;
+  };
+
+  const lockName = str('lockName');
+  if (!lockName) throw new UsageError('--lock-name is required (or LEADER_RUN_LOCK_NAME): the name of the Lease to campaign for');
+  if (lockName.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(lockName))
+    throw new UsageError(
+      `${where('lockName', 'lock-name')} ${JSON.stringify(lockName)} is not a valid Lease name: use lowercase letters, digits, '-' and '.', start and end with a letter or digit, at most 253 characters`,
+    );
+  const lockNamespace = str('lockNamespace');
+  if (lockNamespace !== undefined && (lockNamespace.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(lockNamespace)))
+    throw new UsageError(
+      `${where('lockNamespace', 'lock-namespace')} ${JSON.stringify(lockNamespace)} is not a valid namespace: use lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters`,
+    );
+  const id = str('id');
+  if (id !== undefined && id.trim() === '') throw new UsageError(`${where('id', 'id')} is empty; give a non-empty identity or leave it out`);
+  if (id !== undefined && id.length > 253) throw new UsageError(`${where('id', 'id')} is longer than 253 characters`);
+
+  const timing: Timing = {
+    leaseDurationMs: duration('leaseDuration', 'lease-duration'),
+    renewDeadlineMs: duration('renewDeadline', 'renew-deadline'),
+    retryPeriodMs: duration('retryPeriod', 'retry-period'),
+    fenceGraceMs: duration('fenceGrace', 'fence-grace', { allowZero: true }),
+  };
+  const problem = timingProblem(timing);
+  if (problem) throw new UsageError(problem);
+  const shutdownGraceMs = duration('shutdownGrace', 'shutdown-grace', { allowZero: true });
+  const waitTimeoutMs = str('waitTimeout') === undefined ? undefined : duration('waitTimeout', 'wait-timeout');
+  const code = str('waitTimeoutExitCode') ?? '75';
+  if (!/^\d+$/.test(code) || Number(code) > 255)
+    throw new UsageError(`${where('waitTimeoutExitCode', 'wait-timeout-exit-code')} ${JSON.stringify(code)} must be a whole number from 0 to 255`);
+  const startupTimeoutMs = duration('startupTimeout', 'startup-timeout');
+
+  const logFormat = str('logFormat') ?? 'text';
+  if (logFormat !== 'text' && logFormat !== 'json')
+    throw new UsageError(`${where('logFormat', 'log-format')} ${JSON.stringify(logFormat)} is not a log format; use text or json`);
+  const verbose = bool('verbose', 'verbose');
+  const quiet = bool('quiet', 'quiet');
+  if (verbose && quiet) throw new UsageError('--verbose and --quiet contradict each other; give one');
+
+  const command = p.args;
+  if (command.length === 0) throw new UsageError('no command given: put the command to run after --, e.g. leader-run --lock-name x -- ./job.sh');
+  if (command[0] === '') throw new UsageError('the command is empty: put the command to run after --');
+
+  return {
+    lockName,
+    lockNamespace,
+    identity: id ?? defaultIdentity(),
+    timing,
+    shutdownGraceMs,
+    kubeconfig: str('kubeconfig'),
+    context: str('context'),
+    waitTimeoutMs,
+    waitTimeoutExitCode: Number(code),
+    startupTimeoutMs,
+    shell: bool('shell', 'shell'),
+    logFormat,
+    logLevel: verbose ? 'debug' : quiet ? 'warn' : 'info',
+    command,
+  };
+}
+
+/** Unique per process, as kube-controller-manager makes it. */
+function defaultIdentity(): string {
+  return `${hostname()}_${randomBytes(8).toString('hex')}`;
+}
+

@@ -1,0 +1,416 @@
+/**
+ * Leader election on a Lease, interoperable with client-go's leaderelection.
+ *
+ * What it guarantees: while `leading` is true, this process's last successful write is
+ * less than R old (measured on both the monotonic and the wall clock), so its lease is
+ * valid for at least D − R more; the moment that stops being true, or the Lease shows
+ * another holder, is deleted, recreated or changed by a write we did not make,
+ * `stoppedLeading` fires — from a timer, never waiting on a request. Every request
+ * carries a deadline no later than the time the lease has left.
+ *
+ * What it does not do: stop the work. Fencing the child within the remaining D − R is
+ * the job of src/child (and of its watchdog, which keeps the deadline even when this
+ * process is frozen). Followers judge expiry only by how long they have watched a record
+ * not change, on their own monotonic clock; they never compare renewTime with their
+ * wall clock.
+ *
+ * An elector campaigns once: after losing the lease it stays stopped, and leader-run
+ * exits so its supervisor restarts it from a clean state.
+ */
+import { ApiError } from '../kube/errors.ts';
+import type { LeaseLock } from '../lease/lock.ts';
+import {
+  acquireSpec,
+  holderOf,
+  observationKey,
+  releaseSpec,
+  renewSpec,
+  sameClaim,
+  transitionsOf,
+  type LeaseSnapshot,
+  type LeaseSpec,
+} from '../lease/record.ts';
+import { elapsedMs, expiryAfterMs, followerRetryMs, recordDurationSeconds, type Instant, type Timing } from './timing.ts';
+
+export interface Clock {
+  now(): Instant;
+  /** Calls fn after ms; returns a function that cancels the call. */
+  after(ms: number, fn: () => void): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => ({ mono: Number(process.hrtime.bigint()) / 1e6, wall: Date.now() }),
+  after(ms, fn) {
+    const t = setTimeout(fn, Math.max(0, ms));
+    return () => clearTimeout(t);
+  },
+};
+
+export interface ElectorConfig {
+  readonly identity: string;
+  readonly timing: Timing;
+  /** For jitter; injected so tests are deterministic. */
+  readonly random?: () => number;
+}
+
+/** One term of leadership. */
+export interface Term {
+  readonly identity: string;
+  readonly uid: string;
+  /** leaseTransitions of this term: larger than any earlier term's on the same Lease object. */
+  readonly fencingToken: number;
+}
+
+export type LossReason = 'renew-deadline' | 'holder-changed' | 'deleted' | 'recreated' | 'modified';
+
+export interface ElectorEvents {
+  /** A holder different from the last one seen (ourselves included), as client-go's OnNewLeader. */
+  newLeader?(holder: string): void;
+  /** We lead; `anchor` is the send time of the write that won. */
+  startedLeading?(term: Term, anchor: Instant): void;
+  /** A renewal succeeded; the lease is now anchored at `anchor`. */
+  renewed?(anchor: Instant, latencyMs: number): void;
+  /** Leadership is lost; fence now. */
+  stoppedLeading?(reason: LossReason, detail: string): void;
+  /** A request failed; the elector carries on (retrying, or losing by its timers). */
+  apiError?(err: ApiError): void;
+}
+
+type State = 'idle' | 'following' | 'leading' | 'lost' | 'released' | 'stopped';
+
+/** Deadline of a follower's request: half of R, so that a write whose answer was lost is
+ *  recognised on the next read while its anchor still leaves time to lead. */
+function followerDeadlineMs(t: Timing): number {
+  return t.renewDeadlineMs / 2;
+}
+
+/** How often the leader re-checks its deadline against the wall clock, which can jump
+ *  (suspend, clock step) without a monotonic timer noticing. */
+const GUARD_TICK_MS = 250;
+
+export class Elector {
+  readonly #lock: LeaseLock;
+  readonly #clock: Clock;
+  readonly #cfg: ElectorConfig;
+  readonly #events: ElectorEvents;
+  readonly #random: () => number;
+
+  #state: State = 'idle';
+  #observedKey = '';
+  #observedAt = Number.NEGATIVE_INFINITY;
+  #observed: LeaseSnapshot | null = null;
+  #lastHolder = '';
+  #reachedServer = false;
+
+  /** Leader: the snapshot we last wrote (or adopted), the anchor of its write, our term. */
+  #current: LeaseSnapshot | null = null;
+  #anchor: Instant | null = null;
+  #term: Term | null = null;
+  #lossReason: LossReason | null = null;
+  /** Writes sent whose outcome we do not know (no answer before the deadline), by renewTime. */
+  #pending = new Map<string, Instant>();
+
+  #inflight: AbortController | null = null;
+  #cancelGuard: (() => void) | null = null;
+  #wake: (() => void) | null = null;
+  #running: Promise<void> | null = null;
+  #following: Promise<void> | null = null;
+
+  constructor(cfg: ElectorConfig, lock: LeaseLock, clock: Clock, events: ElectorEvents = {}) {
+    this.#cfg = cfg;
+    this.#lock = lock;
+    this.#clock = clock;
+    this.#events = events;
+    this.#random = cfg.random ?? Math.random;
+  }
+
+  get leading(): boolean {
+    return this.#state === 'leading';
+  }
+  get state(): State {
+    return this.#state;
+  }
+  get term(): Term | null {
+    return this.#term;
+  }
+  get anchor(): Instant | null {
+    return this.#anchor;
+  }
+  get lossReason(): LossReason | null {
+    return this.#lossReason;
+  }
+  /** Whether any request has had an answer from the API server. */
+  get reachedServer(): boolean {
+    return this.#reachedServer;
+  }
+  /** The last snapshot seen, for status reporting. */
+  get observed(): LeaseSnapshot | null {
+    return this.#observed;
+  }
+
+  /** Campaigns, then renews while leading. Resolves when leadership is lost, the elector is
+   *  stopped, or the lease is released. */
+  run(): Promise<void> {
+    if (!this.#running) {
+      this.#state = 'following';
+      this.#following = this.#follow();
+      this.#running = this.#following.then(() => (this.#state === 'leading' ? this.#renew() : undefined));
+    }
+    return this.#running;
+  }
+
+  /** Stops campaigning. A write already in flight is allowed to finish, so we never hold a
+   *  lease without knowing it; if it won, `leading` is true afterwards and the caller releases. */
+  async stopCampaigning(): Promise<void> {
+    if (this.#state === 'following' || this.#state === 'idle') {
+      this.#state = 'stopped';
+      this.#wake?.();
+    }
+    await this.#following;
+  }
+
+  /** Ends our term: stops renewing and, if the Lease still holds our last write, clears it so
+   *  the next candidate takes over at once. Call only once the child is confirmed gone.
+   *  Resolves true if the Lease was released. */
+  async release(deadlineMs: number): Promise<boolean> {
+    const current = this.#current;
+    const canRelease = this.#state === 'leading' || (this.#state === 'lost' && this.#lossReason === 'renew-deadline');
+    this.#stopLeading('released');
+    await this.#running;
+    if (!canRelease || !current) return false;
+    try {
+      const spec = releaseSpec(current, this.#clock.now().wall);
+      this.#current = await this.#call((s) => this.#lock.update(current, spec, s), deadlineMs);
+      return true;
+    } catch (e) {
+      // A conflict means someone else wrote after us: nothing of ours to release.
+      if (e instanceof ApiError) this.#events.apiError?.(e);
+      return false;
+    }
+  }
+
+  // ---- following -------------------------------------------------------------------
+
+  async #follow(): Promise<void> {
+    const t = this.#cfg.timing;
+    while (this.#state === 'following') {
+      let snap: LeaseSnapshot | null;
+      try {
+        snap = await this.#call((s) => this.#lock.get(s), followerDeadlineMs(t));
+      } catch (e) {
+        this.#report(e);
+        await this.#sleep(followerRetryMs(t, this.#random));
+        continue;
+      }
+      this.#observe(snap);
+      if (this.#state !== 'following') break;
+      const waitMs = await this.#tryAcquire(snap);
+      if (this.#state !== 'following') break;
+      await this.#sleep(waitMs);
+    }
+  }
+
+  /** Tries to take the Lease; returns how long to wait before looking again. */
+  async #tryAcquire(snap: LeaseSnapshot | null): Promise<number> {
+    const t = this.#cfg.timing;
+    const now = this.#clock.now();
+    const holder = holderOf(snap);
+    if (snap && holder === this.#cfg.identity) {
+      // Ours only if it is a write of this process whose answer we missed; otherwise it is
+      // an earlier incarnation or a collision, and waits to expire like anyone else's.
+      const sent = this.#pending.get(snap.spec.renewTime ?? '');
+      if (sent && elapsedMs(sent, now) < t.renewDeadlineMs) {
+        this.#lead(snap, sent);
+        return 0;
+      }
+    }
+    if (snap && holder !== '') {
+      const leftMs = expiryAfterMs(snap.spec.leaseDurationSeconds ?? undefined, t) - (now.mono - this.#observedAt);
+      // Wake at the expiry instant rather than up to a retry period after it.
+      if (leftMs > 0) return Math.min(followerRetryMs(t, this.#random), Math.ceil(leftMs));
+    }
+    const spec = acquireSpec(snap, this.#cfg.identity, recordDurationSeconds(t), now.wall);
+    this.#pending.set(spec.renewTime ?? '', now);
+    try {
+      const won = await this.#call((s) => (snap ? this.#lock.update(snap, spec, s) : this.#lock.create(spec, s)), followerDeadlineMs(t));
+      this.#observe(won);
+      if (this.#state === 'following' || this.#state === 'stopped') this.#lead(won, now);
+      return 0;
+    } catch (e) {
+      if (e instanceof ApiError && e.kind === 'conflict') return 0; // someone else was first: look again now
+      this.#report(e);
+      return followerRetryMs(t, this.#random);
+    }
+  }
+
+  #observe(snap: LeaseSnapshot | null): void {
+    this.#reachedServer = true;
+    const key = observationKey(snap);
+    if (key !== this.#observedKey) {
+      this.#observedKey = key;
+      this.#observedAt = this.#clock.now().mono;
+    }
+    this.#observed = snap;
+    const holder = holderOf(snap);
+    if (holder && holder !== this.#lastHolder) this.#events.newLeader?.(holder);
+    this.#lastHolder = holder;
+  }
+
+  // ---- leading ---------------------------------------------------------------------
+
+  #lead(snap: LeaseSnapshot, anchor: Instant): void {
+    // An answer that came too late leaves no lease worth starting on: let it expire.
+    if (elapsedMs(anchor, this.#clock.now()) >= this.#cfg.timing.renewDeadlineMs) return;
+    this.#state = 'leading';
+    this.#current = snap;
+    this.#anchor = anchor;
+    this.#pending.clear();
+    this.#term = { identity: this.#cfg.identity, uid: snap.uid, fencingToken: transitionsOf(snap) };
+    this.#guard();
+    if (this.#state === 'leading') this.#events.startedLeading?.(this.#term, anchor);
+  }
+
+  /** The timer that ends leadership at anchor + R, whatever the requests are doing. */
+  #guard(): void {
+    this.#cancelGuard?.();
+    this.#cancelGuard = null;
+    if (this.#state !== 'leading' || !this.#anchor) return;
+    const el = elapsedMs(this.#anchor, this.#clock.now());
+    const left = this.#cfg.timing.renewDeadlineMs - el;
+    if (left <= 0) {
+      this.#lose('renew-deadline', `no successful renewal for ${Math.round(el)}ms`);
+      return;
+    }
+    this.#cancelGuard = this.#clock.after(Math.min(left, GUARD_TICK_MS), () => this.#guard());
+  }
+
+  async #renew(): Promise<void> {
+    const t = this.#cfg.timing;
+    // The write that won is the first renewal: the next one is due a retry period after it.
+    if (this.#anchor) await this.#sleep(t.retryPeriodMs - (this.#clock.now().mono - this.#anchor.mono));
+    while (this.#state === 'leading' && this.#current && this.#anchor) {
+      const sent = this.#clock.now();
+      const left = t.renewDeadlineMs - elapsedMs(this.#anchor, sent);
+      const current = this.#current;
+      const spec = renewSpec(current, sent.wall);
+      this.#pending.set(spec.renewTime ?? '', sent);
+      let next = t.retryPeriodMs;
+      try {
+        const snap = await this.#call((s) => this.#lock.update(current, spec, s), left);
+        if (this.#state !== 'leading') break;
+        this.#current = snap;
+        this.#anchor = sent;
+        this.#pending.clear();
+        this.#observe(snap);
+        this.#guard();
+        const now = this.#clock.now();
+        this.#events.renewed?.(sent, now.mono - sent.mono);
+        next = t.retryPeriodMs - (now.mono - sent.mono);
+      } catch (e) {
+        if (this.#state !== 'leading') break;
+        if (e instanceof ApiError && e.kind === 'conflict') {
+          next = await this.#reconcile();
+        } else if (e instanceof ApiError && e.kind === 'not-found') {
+          this.#lose('deleted', 'the Lease was deleted');
+        } else {
+          this.#report(e);
+          // Retry sooner than P: the renew deadline is running.
+          next = Math.min(t.retryPeriodMs, Math.max(100, t.retryPeriodMs / 4));
+        }
+      }
+      if (this.#state === 'leading') await this.#sleep(next);
+    }
+  }
+
+  /** After a conflict while leading: decide whether the Lease is still ours. */
+  async #reconcile(): Promise<number> {
+    const current = this.#current;
+    const anchor = this.#anchor;
+    if (!current || !anchor) return 0;
+    let snap: LeaseSnapshot | null;
+    try {
+      snap = await this.#call((s) => this.#lock.get(s), this.#cfg.timing.renewDeadlineMs - elapsedMs(anchor, this.#clock.now()));
+    } catch (e) {
+      this.#report(e);
+      return Math.max(100, this.#cfg.timing.retryPeriodMs / 4);
+    }
+    if (this.#state !== 'leading') return 0;
+    this.#observe(snap);
+    if (!snap) return (this.#lose('deleted', 'the Lease was deleted'), 0);
+    if (snap.uid !== current.uid) return (this.#lose('recreated', 'the Lease was deleted and created again'), 0);
+    const holder = holderOf(snap);
+    if (holder !== this.#cfg.identity) return (this.#lose('holder-changed', `the Lease now names ${JSON.stringify(holder)}`), 0);
+    if (sameClaim(snap.spec, current.spec)) {
+      // Only metadata changed (a label, an annotation): our claim stands at a new version.
+      this.#current = snap;
+      return 0;
+    }
+    const sent = this.#pending.get(snap.spec.renewTime ?? '');
+    if (sent && sameClaim(snap.spec, { ...current.spec, renewTime: snap.spec.renewTime })) {
+      // A renewal of ours whose answer we missed did land; it anchors the lease at its send time.
+      this.#current = snap;
+      this.#anchor = sent;
+      this.#pending.clear();
+      this.#guard();
+      return 0;
+    }
+    this.#lose('modified', 'the Lease was changed by a write this process did not make');
+    return 0;
+  }
+
+  #lose(reason: LossReason, detail: string): void {
+    if (this.#state !== 'leading') return;
+    this.#lossReason = reason;
+    this.#stopLeading('lost');
+    this.#events.stoppedLeading?.(reason, detail);
+  }
+
+  #stopLeading(next: 'lost' | 'released'): void {
+    if (this.#state === 'leading' || this.#state === 'following' || this.#state === 'idle') this.#state = next;
+    this.#cancelGuard?.();
+    this.#cancelGuard = null;
+    this.#inflight?.abort(new DOMException('leadership ended', 'AbortError'));
+    this.#wake?.();
+  }
+
+  // ---- plumbing --------------------------------------------------------------------
+
+  #report(e: unknown): void {
+    if (e instanceof ApiError) {
+      if (e.kind !== 'unavailable' && e.kind !== 'tls') this.#reachedServer = true;
+      this.#events.apiError?.(e);
+    } else {
+      this.#events.apiError?.(new ApiError('other', e instanceof Error ? e.message : String(e)));
+    }
+  }
+
+  async #call<T>(fn: (signal: AbortSignal) => Promise<T>, deadlineMs: number): Promise<T> {
+    const ac = new AbortController();
+    this.#inflight = ac;
+    const cancel = this.#clock.after(Math.max(1, deadlineMs), () => ac.abort(new DOMException('deadline passed', 'TimeoutError')));
+    try {
+      if (deadlineMs <= 0) throw new ApiError('unavailable', 'no time left for the request');
+      return await fn(ac.signal);
+    } finally {
+      cancel();
+      if (this.#inflight === ac) this.#inflight = null;
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const cancel = this.#clock.after(ms, () => {
+        this.#wake = null;
+        resolve();
+      });
+      this.#wake = () => {
+        cancel();
+        this.#wake = null;
+        resolve();
+      };
+    });
+  }
+}
+
+export type { LeaseSpec };

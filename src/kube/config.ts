@@ -1,0 +1,116 @@
+/**
+ * Finds the cluster to talk to, by kubectl's rules: --kubeconfig, else the files in
+ * KUBECONFIG (merged, first wins), else ~/.kube/config, else the Pod's service account.
+ * Unlike client-node's loadFromDefault, having none of these is an error rather than a
+ * silent http://localhost:8080.
+ */
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+
+const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** A configuration problem: one line for the user, exit 78. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface Target {
+  readonly kc: KubeConfig;
+  /** Where the configuration came from, for logs. */
+  readonly source: string;
+  /** The namespace to default to: the Pod's, else the context's, else 'default'. */
+  readonly namespace: string;
+}
+
+export function loadTarget(opts: { kubeconfig?: string | undefined; context?: string | undefined }): Target {
+  const kc = new KubeConfig();
+  let source: string;
+  if (opts.kubeconfig !== undefined) {
+    if (opts.kubeconfig === '') throw new ConfigError('--kubeconfig is empty; give the path of a kubeconfig file');
+    loadFile(kc, opts.kubeconfig, '--kubeconfig');
+    source = opts.kubeconfig;
+  } else if (process.env['KUBECONFIG']) {
+    const listed = process.env['KUBECONFIG'].split(path.delimiter).filter(Boolean);
+    // kubectl skips listed files that do not exist, but not ones it cannot read.
+    const files = listed.filter((f) => existsSync(f));
+    if (files.length === 0)
+      throw new ConfigError(`KUBECONFIG names ${listed.map((f) => JSON.stringify(f)).join(', ')}, and none of them exists; fix KUBECONFIG or pass --kubeconfig`);
+    loadFile(kc, files[0] as string, 'KUBECONFIG');
+    for (const f of files.slice(1)) {
+      const more = new KubeConfig();
+      loadFile(more, f, 'KUBECONFIG');
+      kc.mergeConfig(more, true);
+    }
+    source = files.join(path.delimiter);
+  } else if (existsSync(path.join(homedir(), '.kube', 'config'))) {
+    source = path.join(homedir(), '.kube', 'config');
+    loadFile(kc, source, 'the default kubeconfig');
+  } else if (process.env['KUBERNETES_SERVICE_HOST'] && existsSync(path.join(SA_DIR, 'token'))) {
+    if (opts.context !== undefined) throw new ConfigError(`--context ${opts.context}: there is no kubeconfig to choose a context from (running in-cluster)`);
+    kc.loadFromCluster();
+    source = 'in-cluster service account';
+  } else {
+    throw new ConfigError(
+      'no kubeconfig and not in a cluster: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a Pod with a service account',
+    );
+  }
+
+  if (opts.context !== undefined && source !== 'in-cluster service account') {
+    if (!kc.getContextObject(opts.context)) {
+      const names = kc.getContexts().map((c) => c.name);
+      throw new ConfigError(
+        `--context ${JSON.stringify(opts.context)} is not in ${source}${names.length ? `; its contexts are: ${names.join(', ')}` : ' (it has no contexts)'}`,
+      );
+    }
+    kc.setCurrentContext(opts.context);
+  }
+  const ctxName = kc.getCurrentContext();
+  if (!ctxName) throw new ConfigError(`${source} has no current-context; pass --context or run kubectl config use-context`);
+  const ctx = kc.getContextObject(ctxName);
+  if (!ctx) throw new ConfigError(`${source}: current-context ${JSON.stringify(ctxName)} is not defined in it; pass --context`);
+  const cluster = kc.getCluster(ctx.cluster);
+  if (!cluster) throw new ConfigError(`${source}: context ${JSON.stringify(ctxName)} names cluster ${JSON.stringify(ctx.cluster)}, which is not defined`);
+  if (!cluster.server) throw new ConfigError(`${source}: cluster ${JSON.stringify(cluster.name)} has no server address`);
+  try {
+    new URL(cluster.server);
+  } catch {
+    throw new ConfigError(`${source}: cluster ${JSON.stringify(cluster.name)} has server ${JSON.stringify(cluster.server)}, which is not a URL`);
+  }
+  if (ctx.user && !kc.getUser(ctx.user))
+    throw new ConfigError(`${source}: context ${JSON.stringify(ctxName)} names user ${JSON.stringify(ctx.user)}, which is not defined`);
+  const user = ctx.user ? kc.getUser(ctx.user) : null;
+  checkFile(cluster.caFile, `cluster ${JSON.stringify(cluster.name)} certificate-authority`, source);
+  checkFile(user?.certFile, `user ${JSON.stringify(user?.name)} client-certificate`, source);
+  checkFile(user?.keyFile, `user ${JSON.stringify(user?.name)} client-key`, source);
+
+  const nsFile = path.join(SA_DIR, 'namespace');
+  const podNamespace = source === 'in-cluster service account' && existsSync(nsFile) ? readFileSync(nsFile, 'utf8').trim() : '';
+  return { kc, source, namespace: podNamespace || ctx.namespace || 'default' };
+}
+
+function loadFile(kc: KubeConfig, file: string, what: string): void {
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    throw new ConfigError(`${what}: ${file} does not exist; give the path of a kubeconfig file`);
+  }
+  if (st.isDirectory()) throw new ConfigError(`${what}: ${file} is a directory, not a kubeconfig file`);
+  try {
+    accessSync(file, constants.R_OK);
+  } catch {
+    throw new ConfigError(`${what}: ${file} is not readable (permission denied)`);
+  }
+  try {
+    kc.loadFromFile(file);
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    throw new ConfigError(`${what}: ${file} is not a valid kubeconfig: ${msg}`);
+  }
+}
+
+function checkFile(file: string | undefined, what: string, source: string): void {
+  if (file && !existsSync(file)) throw new ConfigError(`${source}: ${what} file ${file} does not exist`);
+}

@@ -1,0 +1,93 @@
+/**
+ * The Lease record, exactly as client-go's LeaseLock writes it (DESIGN §2), so a Go
+ * controller and leader-run can campaign for the same Lease.
+ *
+ * Records are kept as the server's JSON: fields we do not own (strategy,
+ * preferredHolder, anything added later) ride along untouched, and times stay
+ * the strings the server returned, so comparing what we wrote with what we read
+ * is exact.
+ */
+
+export interface LeaseSpec {
+  holderIdentity?: string | null;
+  leaseDurationSeconds?: number | null;
+  acquireTime?: string | null;
+  renewTime?: string | null;
+  leaseTransitions?: number | null;
+  strategy?: string | null;
+  preferredHolder?: string | null;
+  [field: string]: unknown;
+}
+
+/** One observed version of the Lease object. */
+export interface LeaseSnapshot {
+  readonly uid: string;
+  readonly resourceVersion: string;
+  readonly spec: LeaseSpec;
+  /** The whole object as read, which a conditional PUT sends back with a new spec. */
+  readonly object: Record<string, unknown>;
+}
+
+/** MicroTime: RFC 3339 UTC with exactly six fractional digits; the API server rejects three. */
+export function microTime(wallMs: number): string {
+  const iso = new Date(Math.floor(wallMs)).toISOString(); // 2026-11-21T10:00:00.123Z
+  const micros = String(Math.floor((wallMs % 1) * 1000)).padStart(3, '0');
+  return `${iso.slice(0, -1)}${micros}Z`;
+}
+
+export function holderOf(s: LeaseSnapshot | null): string {
+  return s?.spec.holderIdentity ?? '';
+}
+
+export function transitionsOf(s: LeaseSnapshot | null): number {
+  return s?.spec.leaseTransitions ?? 0;
+}
+
+/** The record that starts our term. Transitions always advance, even past a record naming our
+ *  own identity (an earlier incarnation), so the fencing token grows with every term. */
+export function acquireSpec(prev: LeaseSnapshot | null, identity: string, durationSeconds: number, wallMs: number): LeaseSpec {
+  const now = microTime(wallMs);
+  return {
+    ...(prev?.spec ?? {}),
+    holderIdentity: identity,
+    leaseDurationSeconds: durationSeconds,
+    acquireTime: now,
+    renewTime: now,
+    leaseTransitions: prev ? transitionsOf(prev) + 1 : 0,
+  };
+}
+
+export function renewSpec(current: LeaseSnapshot, wallMs: number): LeaseSpec {
+  return { ...current.spec, renewTime: microTime(wallMs) };
+}
+
+/** client-go's release: holder cleared, duration 1s, transitions kept, so the next candidate
+ *  (ours or client-go's) takes over at once. */
+export function releaseSpec(current: LeaseSnapshot, wallMs: number): LeaseSpec {
+  const now = microTime(wallMs);
+  return {
+    ...current.spec,
+    holderIdentity: '',
+    leaseDurationSeconds: 1,
+    acquireTime: now,
+    renewTime: now,
+    leaseTransitions: transitionsOf(current),
+  };
+}
+
+/** Whether two specs carry the same leadership claim; metadata-only writes (labels,
+ *  annotations) bump the resourceVersion but leave this unchanged. */
+export function sameClaim(a: LeaseSpec, b: LeaseSpec): boolean {
+  return (
+    (a.holderIdentity ?? '') === (b.holderIdentity ?? '') &&
+    (a.leaseDurationSeconds ?? 0) === (b.leaseDurationSeconds ?? 0) &&
+    (a.acquireTime ?? '') === (b.acquireTime ?? '') &&
+    (a.renewTime ?? '') === (b.renewTime ?? '') &&
+    (a.leaseTransitions ?? 0) === (b.leaseTransitions ?? 0)
+  );
+}
+
+/** A key that changes whenever the record changes, for expiry judged by observation. */
+export function observationKey(s: LeaseSnapshot | null): string {
+  return s ? `${s.uid}/${s.resourceVersion}/${JSON.stringify(s.spec)}` : 'absent';
+}

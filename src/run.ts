@@ -1,0 +1,227 @@
+/**
+ * One run of leader-run: campaign, run the child while leading, stop it, release, exit.
+ *
+ * Order is the whole point: the child tree is confirmed dead FIRST, the Lease is released
+ * SECOND, and only then do we exit. Every path ends in `finish`, exactly once, with the
+ * exit status of DESIGN §4.
+ */
+import { constants } from 'node:os';
+import { Elector, systemClock, type LossReason, type Term } from './election/elector.ts';
+import { fmt } from './election/timing.ts';
+import { Child, type ChildExit } from './child/child.ts';
+import { resolveCommand } from './child/resolve.ts';
+import type { Config } from './cli/options.ts';
+import { KubeClient } from './kube/client.ts';
+import { loadTarget } from './kube/config.ts';
+import { ApiError, ExitStatus } from './kube/errors.ts';
+import { KubeLeaseLock } from './lease/lock.ts';
+import type { Logger } from './observe/log.ts';
+
+const stopSignals = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
+const forwardedSignals = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
+const signalNumber = (s: string | null): number => constants.signals[s as NodeJS.Signals] ?? 0;
+
+export async function runLeader(cfg: Config, baseLog: Logger, version: string): Promise<number> {
+  // Everything that can be wrong locally is checked before any request or process.
+  const cmd = commandOf(cfg);
+  if (!cmd.ok) {
+    baseLog.error(cmd.message, { event: 'command-invalid' });
+    return cmd.status;
+  }
+  const { file, args } = cmd;
+  const target = loadTarget(cfg);
+  const namespace = cfg.lockNamespace ?? target.namespace;
+  const leaseName = `${namespace}/${cfg.lockName}`;
+  const log = baseLog.with({ lease: leaseName, identity: cfg.identity });
+  const client = await KubeClient.create(target.kc, `leader-run/${version}`);
+  const lock = new KubeLeaseLock(client, namespace, cfg.lockName);
+  const child = await Child.prepare();
+  log.info(`campaigning for Lease ${leaseName} on ${client.server.origin}`, {
+    event: 'campaigning',
+    timing: `D=${fmt(cfg.timing.leaseDurationMs)} R=${fmt(cfg.timing.renewDeadlineMs)} P=${fmt(cfg.timing.retryPeriodMs)} G=${fmt(cfg.timing.fenceGraceMs)}`,
+  });
+
+  let finish!: (status: number) => void;
+  const finished = new Promise<number>((r) => (finish = r));
+  let ending = false; // one stop sequence at a time
+  let lost = false; // leadership was lost before the term ended: exit 75 whatever the child did
+  let childStarted = false;
+  let stopSignal: NodeJS.Signals | null = null;
+  const startedAt = Date.now();
+
+  const elector = new Elector({ identity: cfg.identity, timing: cfg.timing }, lock, systemClock, {
+    newLeader: (holder) => log.info(`new leader elected: ${holder}`, { event: 'new-leader', holder }),
+    startedLeading: (term, anchor) => {
+      log.info(`started leading (fencing token ${term.fencingToken})`, { event: 'started-leading', token: term.fencingToken });
+      if (ending) return; // a stop signal came while our acquire was in flight: release, don't start
+      void startChild(term, anchor);
+    },
+    renewed: (anchor, latencyMs) => {
+      child.anchor(anchor);
+      log.debug(`renewed in ${Math.round(latencyMs)}ms`, { event: 'renewed' });
+    },
+    stoppedLeading: (reason, detail) => void onLost(reason, detail),
+    apiError: (e) => onApiError(e),
+  });
+
+  async function startChild(term: Term, anchor: Parameters<Child['anchor']>[0]): Promise<void> {
+    const env = {
+      LEADER_RUN_IDENTITY: cfg.identity,
+      LEADER_RUN_LEASE: leaseName,
+      LEADER_RUN_LEASE_UID: term.uid,
+      LEADER_RUN_FENCING_TOKEN: String(term.fencingToken),
+    };
+    childStarted = true;
+    const res = await child.spawn(file, args, env, anchor, cfg.timing);
+    if (!res.ok) {
+      log.error(res.message, { event: 'child-failed' });
+      await endTerm(res.status);
+      return;
+    }
+    log.info(`child started: ${cfg.command.join(' ')}`, { event: 'child-started', pid: res.pid });
+    const exit = await child.exited;
+    if (ending) return;
+    log.info(`child exited by itself (${describeExit(exit)})`, { event: 'child-exited', ...exit });
+    ending = true;
+    await stopTree('SIGTERM');
+    await endTerm(statusOf(exit));
+  }
+
+  /** Voluntary: keep renewing while the tree stops (renewals keep feeding the watchdog). */
+  async function stopTree(signal: NodeJS.Signals): Promise<void> {
+    const t0 = Date.now();
+    await child.stop(signal, cfg.shutdownGraceMs);
+    log.info(`child tree gone after ${Date.now() - t0}ms`, { event: 'child-gone' });
+  }
+
+  async function endTerm(status: number): Promise<void> {
+    const released = await elector.release(cfg.timing.retryPeriodMs);
+    if (released) log.info('released the Lease', { event: 'released' });
+    finish(lost ? ExitStatus.tempfail : status);
+  }
+
+  async function onLost(reason: LossReason, detail: string): Promise<void> {
+    log.warn(`lost leadership: ${detail}; stopping the child`, { event: 'stopped-leading', reason });
+    lost = true;
+    if (ending) {
+      // A voluntary stop is under way; it now has only the fence grace left.
+      if (childStarted) child.fence();
+      return;
+    }
+    ending = true;
+    if (childStarted) {
+      const t0 = Date.now();
+      await child.fence();
+      log.info(`child tree fenced in ${Date.now() - t0}ms`, { event: 'child-fenced' });
+    }
+    await endTerm(ExitStatus.tempfail);
+  }
+
+  function onApiError(e: ApiError): void {
+    if (elector.leading) {
+      log.warn(`renewing failed: ${e.message}`, { event: 'renew-failed' });
+      return;
+    }
+    if (ending) return;
+    if (e.kind === 'unauthorized' || e.kind === 'forbidden') {
+      log.error(
+        `${e.message}; the identity needs get, create and update on leases (coordination.k8s.io) in namespace ${namespace} — see examples/rbac.yaml`,
+        { event: 'forbidden' },
+      );
+      return void stopCampaigningWith(ExitStatus.noperm);
+    }
+    if (e.kind === 'tls') {
+      log.error(e.message, { event: 'tls' });
+      return void stopCampaigningWith(ExitStatus.config);
+    }
+    if (e.kind === 'not-found' && /namespaces? .*not found/i.test(e.message)) {
+      log.error(`namespace ${namespace} does not exist; create it or pass --lock-namespace`, { event: 'namespace-missing' });
+      return void stopCampaigningWith(ExitStatus.config);
+    }
+    if (!elector.reachedServer && Date.now() - startedAt >= cfg.startupTimeoutMs) {
+      log.error(`API server unreachable for ${fmt(cfg.startupTimeoutMs)} (--startup-timeout): ${e.message}`, { event: 'unreachable' });
+      return void stopCampaigningWith(ExitStatus.unavailable);
+    }
+    log.warn(e.message, { event: 'api-error' });
+  }
+
+  /** Leave before leading. If an acquire in flight won meanwhile, give the Lease back. */
+  async function stopCampaigningWith(status: number): Promise<void> {
+    if (ending) return;
+    ending = true;
+    await elector.stopCampaigning();
+    if (elector.leading && childStarted) {
+      await stopTree(stopSignal ?? 'SIGTERM');
+      return endTerm(status);
+    }
+    if (elector.leading) return endTerm(status);
+    finish(status);
+  }
+
+  function onStopSignal(signal: NodeJS.Signals): void {
+    if (ending) {
+      // Asked again while stopping: pass it on, the child may want it.
+      if (childStarted) child.forward(signal);
+      return;
+    }
+    log.info(`received ${signal}: stopping`, { event: 'signal', signal });
+    stopSignal = signal;
+    if (!childStarted) return void stopCampaigningWith(128 + signalNumber(signal));
+    ending = true;
+    void (async () => {
+      await stopTree(signal);
+      await endTerm(statusOf(await child.exited));
+    })();
+  }
+
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  for (const s of stopSignals) handlers.set(s, () => onStopSignal(s));
+  for (const s of forwardedSignals) handlers.set(s, () => (childStarted ? child.forward(s) : undefined));
+  for (const [s, h] of handlers) process.on(s, h);
+
+  child.onFencing = (why) => {
+    if (why === 'deadline') log.warn('the watchdog reached the lease deadline and is stopping the child', { event: 'watchdog-fence' });
+  };
+
+  let waitTimer: NodeJS.Timeout | undefined;
+  if (cfg.waitTimeoutMs !== undefined) {
+    waitTimer = setTimeout(() => {
+      if (childStarted || elector.leading || ending) return;
+      log.warn(`not leading after ${fmt(cfg.waitTimeoutMs ?? 0)} (--wait-timeout): giving up`, { event: 'wait-timeout' });
+      void stopCampaigningWith(cfg.waitTimeoutExitCode);
+    }, cfg.waitTimeoutMs);
+  }
+  const startupTimer = setTimeout(() => {
+    if (!elector.reachedServer && !ending) {
+      log.error(`API server unreachable for ${fmt(cfg.startupTimeoutMs)} (--startup-timeout) at ${client.server.origin}`, { event: 'unreachable' });
+      void stopCampaigningWith(ExitStatus.unavailable);
+    }
+  }, cfg.startupTimeoutMs);
+
+  void elector.run();
+  const status = await finished;
+  clearTimeout(waitTimer);
+  clearTimeout(startupTimer);
+  for (const [s, h] of handlers) process.off(s, h);
+  child.close();
+  client.close();
+  log.info(`exiting with status ${status}`, { event: 'exit', status });
+  return status;
+}
+
+function commandOf(cfg: Config): { ok: true; file: string; args: string[] } | { ok: false; status: number; message: string } {
+  if (cfg.shell) return { ok: true, file: '/bin/sh', args: ['-c', cfg.command.join(' ')] };
+  const [file = '', ...args] = cfg.command;
+  const r = resolveCommand(file);
+  return r.ok ? { ok: true, file: r.file, args } : r;
+}
+
+/** The child's status as a shell reports it: its code, or 128 + the signal that killed it. */
+function statusOf(e: ChildExit): number {
+  if (e.code !== null) return e.code;
+  return 128 + signalNumber(e.signal);
+}
+
+function describeExit(e: ChildExit): string {
+  return e.code !== null ? `status ${e.code}` : `signal ${e.signal}`;
+}

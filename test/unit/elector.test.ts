@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Elector, type LossReason, type Term } from '../../src/election/elector.ts';
+import type { Instant, Timing } from '../../src/election/timing.ts';
+import { FakeClock, MemoryStore, type MemoryLock } from '../support/fake.ts';
+
+const timing: Timing = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, fenceGraceMs: 2_000 };
+
+interface Probe {
+  elector: Elector;
+  lock: MemoryLock;
+  started: Array<{ term: Term; anchor: Instant; at: number }>;
+  lost: Array<{ reason: LossReason; at: number }>;
+  leaders: string[];
+  renewals: number;
+}
+
+function candidate(store: MemoryStore, clock: FakeClock, identity: string): Probe {
+  const lock = store.lockFor(identity);
+  const p: Probe = { elector: undefined as unknown as Elector, lock, started: [], lost: [], leaders: [], renewals: 0 };
+  p.elector = new Elector({ identity, timing, random: () => 0 }, lock, clock, {
+    startedLeading: (term, anchor) => p.started.push({ term, anchor, at: clock.mono }),
+    stoppedLeading: (reason) => p.lost.push({ reason, at: clock.mono }),
+    newLeader: (h) => p.leaders.push(h),
+    renewed: () => p.renewals++,
+  });
+  void p.elector.run();
+  return p;
+}
+
+function setup() {
+  const clock = new FakeClock();
+  const store = new MemoryStore(clock);
+  return { clock, store };
+}
+
+describe('elector', () => {
+  it('creates an absent Lease with a client-go record and renews every retry period', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    assert.equal(a.elector.leading, true);
+    assert.equal(a.started[0]?.term.fencingToken, 0);
+    const spec = store.obj?.spec;
+    assert.equal(spec?.holderIdentity, 'a');
+    assert.equal(spec?.leaseDurationSeconds, 15);
+    assert.match(spec?.renewTime ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    await clock.advance(10_000);
+    assert.equal(a.renewals, 5);
+    assert.deepEqual(a.leaders, ['a']);
+    // Renewals keep acquireTime and transitions.
+    assert.equal(store.obj?.spec.acquireTime, spec?.acquireTime);
+    assert.equal(store.obj?.spec.leaseTransitions, 0);
+  });
+
+  it('lets exactly one of two candidates lead, and the other takes over only after D without change', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    const b = candidate(store, clock, 'b');
+    await clock.advance(30_000);
+    assert.equal(a.elector.leading, true);
+    assert.equal(b.elector.leading, false);
+    assert.deepEqual(b.leaders, ['a']);
+
+    // a's network goes dark: its renewals hang.
+    a.lock.mode = 'hang';
+    const lastSend = store.writes.filter((w) => w.by === 'a').at(-1)?.at ?? 0;
+    await clock.advance(30_000);
+    assert.equal(a.lost[0]?.reason, 'renew-deadline');
+    assert.ok((a.lost[0]?.at ?? Infinity) <= lastSend + timing.renewDeadlineMs, 'a gives up by anchor + R');
+    assert.equal(b.elector.leading, true);
+    const bStart = b.started[0]?.at ?? 0;
+    assert.ok(bStart >= lastSend + timing.leaseDurationMs, `b leads at ${bStart - lastSend}ms after a's last write, not before D`);
+    assert.equal(b.started[0]?.term.fencingToken, 1, 'the fencing token grows with the term');
+  });
+
+  it('gives up at anchor + R by its timer even while a request hangs', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    const anchor = a.elector.anchor?.mono ?? 0;
+    a.lock.mode = 'hang';
+    await clock.advance(timing.renewDeadlineMs - 1);
+    assert.equal(a.lost.length, 0);
+    await clock.advance(1);
+    assert.equal(a.lost[0]?.reason, 'renew-deadline');
+    assert.equal(a.lost[0]?.at, anchor + timing.renewDeadlineMs);
+  });
+
+  it('fences at once when the wall clock shows a suspend longer than R', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(1_000);
+    a.lock.mode = 'hang'; // the network is gone after the sleep too
+    clock.suspend(60_000);
+    await clock.advance(250);
+    assert.equal(a.lost[0]?.reason, 'renew-deadline');
+  });
+
+  it('loses leadership immediately when another holder appears', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(500);
+    store.overwrite({ holderIdentity: 'intruder' });
+    await clock.advance(2_000);
+    assert.equal(a.lost[0]?.reason, 'holder-changed');
+  });
+
+  it('treats deletion, re-creation and a foreign write as loss', async () => {
+    for (const [act, reason] of [
+      ['delete', 'deleted'],
+      ['recreate', 'recreated'],
+      ['modify', 'modified'],
+    ] as const) {
+      const { clock, store } = setup();
+      const a = candidate(store, clock, 'a');
+      await clock.advance(500);
+      if (act === 'delete') store.delete();
+      if (act === 'recreate') {
+        const spec = store.obj?.spec ?? {};
+        store.delete();
+        store.create(spec, 'someone');
+      }
+      if (act === 'modify') store.overwrite({ renewTime: '2020-01-01T00:00:00.000000Z' });
+      await clock.advance(2_000);
+      assert.equal(a.lost[0]?.reason, reason, act);
+    }
+  });
+
+  it('keeps leading through a metadata-only change', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(500);
+    store.label('team', 'x');
+    await clock.advance(20_000);
+    assert.equal(a.lost.length, 0);
+    assert.equal(a.elector.leading, true);
+  });
+
+  it('treats a record naming its own identity that it did not write as foreign', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: 'a', leaseDurationSeconds: 15, leaseTransitions: 4, renewTime: 'x', acquireTime: 'x' }, 'old-a');
+    const a = candidate(store, clock, 'a');
+    await clock.advance(14_999);
+    assert.equal(a.elector.leading, false);
+    await clock.advance(2_500);
+    assert.equal(a.elector.leading, true);
+    assert.equal(a.started[0]?.term.fencingToken, 5, 'a new term even for the same identity');
+  });
+
+  it('honours the longer of the record duration and its own', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: 'slow', leaseDurationSeconds: 40, leaseTransitions: 0 }, 'slow');
+    const a = candidate(store, clock, 'a');
+    await clock.advance(39_000);
+    assert.equal(a.elector.leading, false);
+    await clock.advance(3_000);
+    assert.equal(a.elector.leading, true);
+  });
+
+  it('takes a released Lease at once, keeping strategy and preferredHolder', async () => {
+    const { clock, store } = setup();
+    store.create(
+      { holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 7, strategy: 'OldestEmulationVersion', preferredHolder: 'p' },
+      'go',
+    );
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    assert.equal(a.elector.leading, true);
+    assert.equal(store.obj?.spec.leaseTransitions, 8);
+    assert.equal(store.obj?.spec.strategy, 'OldestEmulationVersion');
+    assert.equal(store.obj?.spec.preferredHolder, 'p');
+  });
+
+  it('adopts its own acquire whose reply was lost, anchored at the send time', async () => {
+    const { clock, store } = setup();
+    const lockA = store.lockFor('a');
+    lockA.mode = 'drop-reply';
+    const lost: LossReason[] = [];
+    const started: Instant[] = [];
+    const e = new Elector({ identity: 'a', timing, random: () => 0 }, lockA, clock, {
+      startedLeading: (_t, anchor) => started.push(anchor),
+      stoppedLeading: (r) => lost.push(r),
+    });
+    void e.run();
+    const sent = clock.mono;
+    await clock.advance(100);
+    lockA.mode = 'ok';
+    await clock.advance(timing.renewDeadlineMs + timing.retryPeriodMs);
+    assert.equal(e.leading, true);
+    assert.equal(started[0]?.mono, sent);
+    assert.deepEqual(lost, []);
+  });
+
+  it('releases as client-go does, and only while the Lease holds its last write', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(3_000);
+    assert.equal(await a.elector.release(1_000), true);
+    assert.equal(store.obj?.spec.holderIdentity, '');
+    assert.equal(store.obj?.spec.leaseDurationSeconds, 1);
+    assert.equal(store.obj?.spec.leaseTransitions, 0);
+
+    const b = candidate(store, clock, 'b');
+    await clock.advance(100);
+    assert.equal(b.elector.leading, true);
+    store.overwrite({ holderIdentity: 'c' });
+    assert.equal(await b.elector.release(1_000), false, 'someone else wrote: nothing to release');
+    assert.equal(store.obj?.spec.holderIdentity, 'c');
+  });
+
+  it('stops campaigning without leaving a Lease it does not know it holds', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: 'x', leaseDurationSeconds: 15, leaseTransitions: 0 }, 'x');
+    const a = candidate(store, clock, 'a');
+    await clock.advance(3_000);
+    await a.elector.stopCampaigning();
+    await clock.advance(30_000);
+    assert.equal(a.elector.leading, false);
+    assert.equal(store.obj?.spec.holderIdentity, 'x');
+  });
+});

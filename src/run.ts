@@ -48,6 +48,7 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   let childStarted = false;
   let stopSignal: NodeJS.Signals | null = null;
   const startedAt = Date.now();
+  let lastError = '';
 
   const elector = new Elector({ identity: cfg.identity, timing: cfg.timing }, lock, systemClock, {
     newLeader: (holder) => log.info(`new leader elected: ${holder}`, { event: 'new-leader', holder }),
@@ -123,9 +124,19 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
       return;
     }
     if (ending) return;
-    if (e.kind === 'unauthorized' || e.kind === 'forbidden') {
+    if (e.kind === 'unauthorized') {
+      // 401 is about who we are, not what we may do: RBAC advice would mislead. Without a
+      // status, no request was sent: getting the credentials (e.g. an exec plugin) failed.
+      const advice = e.status === 401 ? `the API server did not accept the credentials from ${target.source}` : `check the user's credentials in ${target.source}`;
+      log.error(`${e.message}; ${advice}: renew the token or certificate, or pick another user or context`, { event: 'unauthorized' });
+      return void stopCampaigningWith(ExitStatus.noperm);
+    }
+    if (e.kind === 'forbidden') {
+      // The request's name ("get Lease ns/x") says which verb was refused.
+      const verb = /^(get|create|update) Lease /.exec(e.message)?.[1];
       log.error(
-        `${e.message}; the identity needs get, create and update on leases (coordination.k8s.io) in namespace ${namespace} — see examples/rbac.yaml`,
+        `${e.message}; ${verb ? `missing permission: ${verb} on leases (coordination.k8s.io) in namespace ${namespace}; ` : ''}` +
+          `grant get, create and update on leases there — see examples/rbac.yaml`,
         { event: 'forbidden' },
       );
       return void stopCampaigningWith(ExitStatus.noperm);
@@ -135,13 +146,17 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
       return void stopCampaigningWith(ExitStatus.config);
     }
     if (e.kind === 'not-found' && /namespaces? .*not found/i.test(e.message)) {
-      log.error(`namespace ${namespace} does not exist; create it or pass --lock-namespace`, { event: 'namespace-missing' });
+      const from = cfg.lockNamespace === undefined ? ` (the kubeconfig context's namespace in ${target.source})` : ' (--lock-namespace)';
+      log.error(`namespace ${namespace}${from} does not exist; create it (kubectl create namespace ${namespace}) or pass --lock-namespace with an existing one`, {
+        event: 'namespace-missing',
+      });
       return void stopCampaigningWith(ExitStatus.config);
     }
     if (!elector.reachedServer && Date.now() - startedAt >= cfg.startupTimeoutMs) {
       log.error(`API server unreachable for ${fmt(cfg.startupTimeoutMs)} (--startup-timeout): ${e.message}`, { event: 'unreachable' });
       return void stopCampaigningWith(ExitStatus.unavailable);
     }
+    lastError = e.message;
     log.warn(e.message, { event: 'api-error' });
   }
 
@@ -193,7 +208,9 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   }
   const startupTimer = setTimeout(() => {
     if (!elector.reachedServer && !ending) {
-      log.error(`API server unreachable for ${fmt(cfg.startupTimeoutMs)} (--startup-timeout) at ${client.server.origin}`, { event: 'unreachable' });
+      log.error(`API server unreachable for ${fmt(cfg.startupTimeoutMs)} (--startup-timeout) at ${client.server.origin}${lastError ? `: ${lastError}` : ''}`, {
+        event: 'unreachable',
+      });
       void stopCampaigningWith(ExitStatus.unavailable);
     }
   }, cfg.startupTimeoutMs);

@@ -24,7 +24,7 @@ export function resolveCommand(command: string, envPath = process.env['PATH'] ??
       continue;
     }
     if (isDir) {
-      if (command.includes('/')) return { ok: false, status: 126, message: `${command}: is a directory` };
+      if (command.includes('/')) return { ok: false, status: 126, message: `${command}: is a directory, not an executable; give the program inside it` };
       continue;
     }
     try {
@@ -36,6 +36,6 @@ export function resolveCommand(command: string, envPath = process.env['PATH'] ??
   }
   if (denied) return { ok: false, status: 126, message: `${denied}: permission denied (not executable); chmod +x it` };
   return command.includes('/')
-    ? { ok: false, status: 127, message: `${command}: no such file` }
-    : { ok: false, status: 127, message: `${command}: command not found in PATH` };
+    ? { ok: false, status: 127, message: `${command}: no such file; check the path (a relative one is taken from the current directory)` }
+    : { ok: false, status: 127, message: `${command}: command not found in PATH; check the spelling, install it, or give its full path` };
 }

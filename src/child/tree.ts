@@ -14,6 +14,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 interface ProcInfo {
   pid: number;
   ppid: number;
+  pgrp: number;
   session: number;
   state: string;
 }
@@ -40,14 +41,18 @@ function readProcs(): ProcInfo[] {
     }
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.push({ pid, state: f[0] ?? '', ppid: Number(f[1]), session: Number(f[3]) });
+    out.push({ pid, state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]) });
   }
   return out;
 }
 
 /** Live (not zombie) processes of the tree rooted at the session leader `sid`. */
 export function treeMembers(sid: number): number[] {
-  if (!hasProc) return groupAlive(sid) ? [sid] : [];
+  return liveTree(sid).map((p) => p.pid);
+}
+
+function liveTree(sid: number): ProcInfo[] {
+  if (!hasProc) return groupAlive(sid) ? [{ pid: sid, ppid: 0, pgrp: sid, session: sid, state: 'R' }] : [];
   const procs = readProcs();
   const members = new Set<number>();
   for (const p of procs) if (p.session === sid) members.add(p.pid);
@@ -62,17 +67,14 @@ export function treeMembers(sid: number): number[] {
       }
     }
   }
-  const alive = new Map(procs.map((p) => [p.pid, p.state]));
-  return [...members].filter((pid) => {
-    const st = alive.get(pid);
-    return st !== undefined && st !== 'Z' && st !== 'X';
-  });
+  return procs.filter((p) => members.has(p.pid) && p.state !== 'Z' && p.state !== 'X');
 }
 
-/** Sends `signal` to the child's process group and to every member of its tree. */
+/** Sends `signal` once to every process of the tree: the child's process group in one call,
+ *  then each member outside that group. */
 export function signalTree(sid: number, signal: NodeJS.Signals): void {
   trySignal(-sid, signal);
-  for (const pid of treeMembers(sid)) trySignal(pid, signal);
+  for (const p of liveTree(sid)) if (p.pgrp !== sid) trySignal(p.pid, signal);
 }
 
 function trySignal(pid: number, signal: NodeJS.Signals): void {

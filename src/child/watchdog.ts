@@ -26,9 +26,9 @@ let pid = 0;
 let exited = false;
 let timing: Timing | null = null;
 let anchor: Instant | null = null;
-/** Monotonic instants at which the tree gets SIGTERM and SIGKILL (Infinity: not scheduled). */
-let termAt = Infinity;
-let killAt = Infinity;
+/** SIGKILL time imposed by a stop or fence (monotonic; only ever moves earlier). The lease
+ *  deadline is separate: it is re-derived from the latest anchor, so renewals push it out. */
+let imposedKillAt = Infinity;
 let termSent = false;
 let killing: Promise<void> | null = null;
 let timer: NodeJS.Timeout | null = null;
@@ -52,7 +52,7 @@ function onMessage(m: ToWatchdog): void {
       send({ t: 'fencing', why: 'stop' });
       if (pid) signalTree(pid, m.signal);
       termSent = true;
-      killAt = Math.min(killAt, now().mono + m.graceMs);
+      imposedKillAt = Math.min(imposedKillAt, now().mono + m.graceMs);
       return check();
     case 'fence':
       return fence('fence');
@@ -102,7 +102,7 @@ function startFence(why: 'fence' | 'deadline' | 'parent-gone'): void {
     signalTree(pid, 'SIGTERM');
     termSent = true;
   }
-  if (timing) killAt = Math.min(killAt, now().mono + timing.fenceGraceMs);
+  if (timing) imposedKillAt = Math.min(imposedKillAt, now().mono + timing.fenceGraceMs);
 }
 
 /** The one place that decides, from the clocks, what to do to the tree next. */
@@ -111,21 +111,21 @@ function check(): void {
   timer = null;
   if (!pid || killing) return;
   const t = now();
+  let deadlineTerm = Infinity;
+  let deadlineKill = Infinity;
   if (anchor && timing) {
     const d = leaderDeadlines(timing);
     const el = elapsedMs(anchor, t);
-    // Deadlines are re-derived from the latest anchor, so a renewal pushes them out.
-    const anchoredTerm = t.mono + (d.termAfterMs - el);
-    const anchoredKill = t.mono + (d.killAfterMs - el);
-    if (!termSent && anchoredTerm <= t.mono) startFence('deadline');
-    termAt = anchoredTerm;
-    if (anchoredKill < killAt) killAt = anchoredKill;
+    if (!termSent && el >= d.termAfterMs) startFence('deadline');
+    deadlineTerm = t.mono + (d.termAfterMs - el);
+    deadlineKill = t.mono + (d.killAfterMs - el);
   }
+  const killAt = Math.min(imposedKillAt, deadlineKill);
   if (killAt <= t.mono || (termSent && exited && treeMembers(pid).length === 0)) {
     killing = killTree(killAt <= t.mono);
     return;
   }
-  const next = Math.min(killAt, termSent ? Infinity : termAt) - t.mono;
+  const next = Math.min(killAt, termSent ? Infinity : deadlineTerm) - t.mono;
   timer = setTimeout(check, Math.max(1, Math.min(next, CHECK_MS)));
 }
 

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ExitStatus } from '../kube/errors.ts';
+import { becomeInitIfPid1 } from '../child/init.ts';
 import { Logger } from '../observe/log.ts';
 import { InfoShown, parseArgs, UsageError, type Config } from './options.ts';
 
@@ -22,6 +23,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw e;
   }
   const log = new Logger({ format: cfg.logFormat, level: cfg.logLevel });
+  const init = becomeInitIfPid1();
+  if (init.warning) log.warn(init.warning, { event: 'pid1' });
   // Loaded only now: --help, --version and usage errors never pay for the Kubernetes client.
   const [{ runLeader }, { ConfigError }] = await Promise.all([import('../run.ts'), import('../kube/config.ts')]);
   try {

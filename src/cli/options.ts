@@ -19,6 +19,8 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly kubeconfig: string | undefined;
   readonly context: string | undefined;
+  /** How the user gave --kubeconfig and --context (the flag, or its variable), for messages. */
+  readonly given: { readonly kubeconfig: string; readonly context: string };
   readonly waitTimeoutMs: number | undefined;
   readonly waitTimeoutExitCode: number;
   readonly startupTimeoutMs: number;
@@ -106,7 +108,8 @@ export function parseArgs(argv: readonly string[], version: string, stdout: (s: 
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.exitCode === 0) throw new InfoShown(e.message);
-      throw new UsageError(`${e.message.replace(/^error: /, '')}; see leader-run --help`);
+      // Commander puts its "Did you mean" hint on a second line: the user gets one line.
+      throw new UsageError(`${e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}; see leader-run --help`);
     }
     throw e;
   }
@@ -130,7 +133,10 @@ function validate(p: Command): Config {
     const ms = parseDuration(text);
     if (ms === undefined)
       throw new UsageError(`${where(key, flag)} ${JSON.stringify(text)} is not a duration; write it like 1500ms, 15s or 1m`);
-    if (ms <= 0 && !allowZero) throw new UsageError(`${where(key, flag)} must be greater than zero`);
+    if (ms <= 0 && !allowZero) {
+      const dflt = p.options.find((x) => x.long === `--${flag}`)?.defaultValue as string | undefined;
+      throw new UsageError(`${where(key, flag)} must be greater than zero; ${dflt ? `leave it out for the default ${dflt}` : 'leave it out for no limit'}`);
+    }
     return ms;
   };
 
@@ -156,7 +162,14 @@ function validate(p: Command): Config {
     fenceGraceMs: duration('fenceGrace', 'fence-grace', { allowZero: true }),
   };
   const problem = timingProblem(timing);
-  if (problem) throw new UsageError(problem);
+  if (problem) {
+    // The rule names flags; where one came from its variable, name that (not in the example).
+    const [what = '', example] = problem.split(/(?=; for example )/);
+    const named = what.replace(/--(lease-duration|renew-deadline|retry-period|fence-grace)\b/g, (_m, flag: string) =>
+      where(flag.replace(/-(\w)/g, (_x, c: string) => c.toUpperCase()), flag),
+    );
+    throw new UsageError(named + (example ?? ''));
+  }
   const shutdownGraceMs = duration('shutdownGrace', 'shutdown-grace', { allowZero: true });
   const waitTimeoutMs = str('waitTimeout') === undefined ? undefined : duration('waitTimeout', 'wait-timeout');
   const code = str('waitTimeoutExitCode') ?? '75';
@@ -169,7 +182,10 @@ function validate(p: Command): Config {
     throw new UsageError(`${where('logFormat', 'log-format')} ${JSON.stringify(logFormat)} is not a log format; use text or json`);
   const verbose = bool('verbose', 'verbose');
   const quiet = bool('quiet', 'quiet');
-  if (verbose && quiet) throw new UsageError('--verbose and --quiet contradict each other; give one');
+  if (verbose && quiet) throw new UsageError(`${where('verbose', 'verbose')} and ${where('quiet', 'quiet')} contradict each other; give one`);
+  // An empty path or context is a typo in the flag (often an unset variable in a template).
+  for (const [key, what] of [['kubeconfig', 'the path of a kubeconfig file'], ['context', 'a context name']] as const)
+    if (str(key) === '') throw new UsageError(`${where(key, key)} is empty; give ${what} or leave it out`);
 
   const command = p.args;
   if (command.length === 0) throw new UsageError('no command given: put the command to run after --, e.g. leader-run --lock-name x -- ./job.sh');
@@ -183,6 +199,7 @@ function validate(p: Command): Config {
     shutdownGraceMs,
     kubeconfig: str('kubeconfig'),
     context: str('context'),
+    given: { kubeconfig: where('kubeconfig', 'kubeconfig'), context: where('context', 'context') },
     waitTimeoutMs,
     waitTimeoutExitCode: Number(code),
     startupTimeoutMs,

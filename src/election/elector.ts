@@ -199,6 +199,7 @@ export class Elector {
         snap = await this.#call((s) => this.#lock.get(s), followerDeadlineMs(t));
       } catch (e) {
         this.#report(e);
+        if (this.#state !== 'following') break; // the report may have stopped us
         await this.#sleep(followerRetryMs(t, this.#random));
         continue;
       }

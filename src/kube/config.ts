@@ -24,12 +24,18 @@ export interface Target {
   readonly namespace: string;
 }
 
-export function loadTarget(opts: { kubeconfig?: string | undefined; context?: string | undefined }): Target {
+export function loadTarget(opts: {
+  kubeconfig?: string | undefined;
+  context?: string | undefined;
+  /** How the user gave each option (e.g. `LEADER_RUN_CONTEXT (--context)`), so messages name it. */
+  given?: { kubeconfig: string; context: string };
+}): Target {
+  const given = opts.given ?? { kubeconfig: '--kubeconfig', context: '--context' };
   const kc = new KubeConfig();
   let source: string;
   if (opts.kubeconfig !== undefined) {
-    if (opts.kubeconfig === '') throw new ConfigError('--kubeconfig is empty; give the path of a kubeconfig file');
-    loadFile(kc, opts.kubeconfig, '--kubeconfig');
+    if (opts.kubeconfig === '') throw new ConfigError(`${given.kubeconfig} is empty; give the path of a kubeconfig file`);
+    loadFile(kc, opts.kubeconfig, given.kubeconfig);
     source = opts.kubeconfig;
   } else if (process.env['KUBECONFIG']) {
     const listed = process.env['KUBECONFIG'].split(path.delimiter).filter(Boolean);
@@ -48,7 +54,7 @@ export function loadTarget(opts: { kubeconfig?: string | undefined; context?: st
     source = path.join(homedir(), '.kube', 'config');
     loadFile(kc, source, 'the default kubeconfig');
   } else if (process.env['KUBERNETES_SERVICE_HOST'] && existsSync(path.join(SA_DIR, 'token'))) {
-    if (opts.context !== undefined) throw new ConfigError(`--context ${opts.context}: there is no kubeconfig to choose a context from (running in-cluster)`);
+    if (opts.context !== undefined) throw new ConfigError(`${given.context} ${opts.context}: there is no kubeconfig to choose a context from (running in-cluster)`);
     kc.loadFromCluster();
     source = 'in-cluster service account';
   } else {
@@ -61,23 +67,33 @@ export function loadTarget(opts: { kubeconfig?: string | undefined; context?: st
     if (!kc.getContextObject(opts.context)) {
       const names = kc.getContexts().map((c) => c.name);
       throw new ConfigError(
-        `--context ${JSON.stringify(opts.context)} is not in ${source}${names.length ? `; its contexts are: ${names.join(', ')}` : ' (it has no contexts)'}`,
+        `${given.context} ${JSON.stringify(opts.context)} is not in ${source}${names.length ? `; its contexts are: ${names.join(', ')}` : ' (it has no contexts)'}`,
       );
     }
     kc.setCurrentContext(opts.context);
   }
   const ctxName = kc.getCurrentContext();
+  if (!ctxName && kc.getContexts().length === 0)
+    throw new ConfigError(`${source} defines no contexts, so it is not a usable kubeconfig; give one made by kubectl config or your cluster's tooling`);
   if (!ctxName) throw new ConfigError(`${source} has no current-context; pass --context or run kubectl config use-context`);
   const ctx = kc.getContextObject(ctxName);
   if (!ctx) throw new ConfigError(`${source}: current-context ${JSON.stringify(ctxName)} is not defined in it; pass --context`);
   const cluster = kc.getCluster(ctx.cluster);
   if (!cluster) throw new ConfigError(`${source}: context ${JSON.stringify(ctxName)} names cluster ${JSON.stringify(ctx.cluster)}, which is not defined`);
   if (!cluster.server) throw new ConfigError(`${source}: cluster ${JSON.stringify(cluster.name)} has no server address`);
+  let server: URL;
   try {
-    new URL(cluster.server);
+    server = new URL(cluster.server);
   } catch {
-    throw new ConfigError(`${source}: cluster ${JSON.stringify(cluster.name)} has server ${JSON.stringify(cluster.server)}, which is not a URL`);
+    throw new ConfigError(`${source}: cluster ${JSON.stringify(cluster.name)} has server ${JSON.stringify(cluster.server)}, which is not a URL; write it like https://host:6443`);
   }
+  if (server.protocol !== 'https:' && server.protocol !== 'http:')
+    throw new ConfigError(`${source}: cluster ${JSON.stringify(cluster.name)} has server ${JSON.stringify(cluster.server)}; it must be an https:// URL`);
+  // client-node refuses plain HTTP unless verification is off; say so here rather than fail later.
+  if (server.protocol === 'http:' && !cluster.skipTLSVerify)
+    throw new ConfigError(
+      `${source}: cluster ${JSON.stringify(cluster.name)} has a plain http:// server ${JSON.stringify(cluster.server)}; use https://, or set insecure-skip-tls-verify: true on the cluster if you mean it`,
+    );
   if (ctx.user && !kc.getUser(ctx.user))
     throw new ConfigError(`${source}: context ${JSON.stringify(ctxName)} names user ${JSON.stringify(ctx.user)}, which is not defined`);
   const user = ctx.user ? kc.getUser(ctx.user) : null;
@@ -91,18 +107,9 @@ export function loadTarget(opts: { kubeconfig?: string | undefined; context?: st
 }
 
 function loadFile(kc: KubeConfig, file: string, what: string): void {
-  let st;
-  try {
-    st = statSync(file);
-  } catch {
-    throw new ConfigError(`${what}: ${file} does not exist; give the path of a kubeconfig file`);
-  }
-  if (st.isDirectory()) throw new ConfigError(`${what}: ${file} is a directory, not a kubeconfig file`);
-  try {
-    accessSync(file, constants.R_OK);
-  } catch {
-    throw new ConfigError(`${what}: ${file} is not readable (permission denied)`);
-  }
+  const problem = fileProblem(file);
+  if (problem === 'missing') throw new ConfigError(`${what}: ${file} does not exist; give the path of a kubeconfig file`);
+  if (problem) throw new ConfigError(`${what}: ${file} ${problem}; give the path of a readable kubeconfig file`);
   try {
     kc.loadFromFile(file);
   } catch (e) {
@@ -112,5 +119,25 @@ function loadFile(kc: KubeConfig, file: string, what: string): void {
 }
 
 function checkFile(file: string | undefined, what: string, source: string): void {
-  if (file && !existsSync(file)) throw new ConfigError(`${source}: ${what} file ${file} does not exist`);
+  const problem = file ? fileProblem(file) : undefined;
+  if (problem) throw new ConfigError(`${source}: ${what} file ${file} ${problem === 'missing' ? 'does not exist' : problem}; fix the path in the kubeconfig`);
+}
+
+/** Why a file cannot be read, or undefined. A directory on the way that we may not enter is
+ *  "permission denied", not "missing": the fix differs. */
+function fileProblem(file: string): string | undefined {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'EACCES' ? 'is not readable (permission denied on a directory in its path)' : 'missing';
+  }
+  if (st.isDirectory()) return 'is a directory, not a file';
+  try {
+    accessSync(file, constants.R_OK);
+  } catch {
+    return 'is not readable by this user (permission denied)';
+  }
+  return undefined;
 }

@@ -64,8 +64,17 @@ export function transportError(err: unknown, what: string): ApiError {
     return new ApiError('unavailable', `${what}: no answer before the deadline`, undefined, { cause: err });
   if (tlsCodes.has(code))
     return new ApiError('tls', `${what}: the server's TLS certificate did not verify (${code}); check the cluster's certificate-authority in the kubeconfig`, undefined, { cause: err });
+  // Name the address that failed and what to check: the bare code alone does not say.
+  const ex = e as { hostname?: string; address?: string; port?: number };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
-    return new ApiError('unavailable', `${what}: DNS lookup failed (${code})`, undefined, { cause: err });
+    return new ApiError('unavailable', `${what}: DNS lookup of ${ex.hostname ?? 'the server'} failed (${code}); check the server address in the kubeconfig`, undefined, { cause: err });
+  if (code === 'ECONNREFUSED')
+    return new ApiError(
+      'unavailable',
+      `${what}: connection refused by ${ex.address ?? 'the server'}${ex.port ? `:${ex.port}` : ''}; is the API server running, and is the server address in the kubeconfig right?`,
+      undefined,
+      { cause: err },
+    );
   const detail = code || e?.message || String(err);
   return new ApiError('unavailable', `${what}: ${detail}`, undefined, { cause: err });
 }

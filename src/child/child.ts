@@ -54,7 +54,10 @@ export class Child {
       execArgv: [],
     });
     const c = new Child(proc);
-    await c.#next('ready');
+    const died = new Promise<never>((_, reject) =>
+      proc.once('exit', (code, signal) => reject(new Error(`the watchdog process exited at start (${signal ?? `status ${code}`})`))),
+    );
+    await Promise.race([c.#next('ready'), died]);
     return c;
   }
 

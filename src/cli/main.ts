@@ -23,6 +23,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw e;
   }
   const log = new Logger({ format: cfg.logFormat, level: cfg.logLevel });
+  // A bug must still end in the documented status; the watchdog then kills the child.
+  const internalError = (e: unknown): number => {
+    log.error(`internal error: ${e instanceof Error ? e.message : String(e)}`, { event: 'internal-error' });
+    if (cfg.logLevel === 'debug' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    return ExitStatus.software;
+  };
+  process.on('uncaughtException', (e) => process.exit(internalError(e)));
+  process.on('unhandledRejection', (e) => process.exit(internalError(e)));
   const init = becomeInitIfPid1();
   if (init.warning) log.warn(init.warning, { event: 'pid1' });
   // Loaded only now: --help, --version and usage errors never pay for the Kubernetes client.
@@ -34,9 +42,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       log.error(e.message, { event: 'config-invalid' });
       return ExitStatus.config;
     }
-    log.error(`internal error: ${e instanceof Error ? e.message : String(e)}`, { event: 'internal-error' });
-    if (cfg.logLevel === 'debug' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-    return ExitStatus.software;
+    return internalError(e);
   }
 }
 

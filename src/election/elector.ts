@@ -110,6 +110,10 @@ export class Elector {
   /** Writes sent whose outcome we do not know (no answer before the deadline), by renewTime. */
   #pending = new Map<string, Instant>();
 
+  /** The follower's watch on the Lease, while it runs; the snapshot its last event brought. */
+  #watch: AbortController | null = null;
+  #fromWatch: { snap: LeaseSnapshot | null } | null = null;
+
   #inflight: AbortController | null = null;
   #cancelGuard: (() => void) | null = null;
   #wake: (() => void) | null = null;
@@ -164,6 +168,7 @@ export class Elector {
   async stopCampaigning(): Promise<void> {
     if (this.#state === 'following' || this.#state === 'idle') {
       this.#state = 'stopped';
+      this.#stopWatch();
       this.#wake?.();
     }
     await this.#following;
@@ -193,22 +198,82 @@ export class Elector {
 
   async #follow(): Promise<void> {
     const t = this.#cfg.timing;
+    // undefined: read the Lease before deciding. With a watch running, a read happens only
+    // at the instant the observed record would expire (to confirm it), after a conflict,
+    // or when the watch fails; in between, decisions are made on what the watch delivers.
+    let snap: LeaseSnapshot | null | undefined;
     while (this.#state === 'following') {
-      let snap: LeaseSnapshot | null;
-      try {
-        snap = await this.#call((s) => this.#lock.get(s), followerDeadlineMs(t));
-      } catch (e) {
-        this.#report(e);
-        if (this.#state !== 'following') break; // the report may have stopped us
-        await this.#sleep(followerRetryMs(t, this.#random));
-        continue;
+      if (snap === undefined) {
+        try {
+          snap = await this.#call((s) => this.#lock.get(s), followerDeadlineMs(t));
+        } catch (e) {
+          this.#report(e);
+          if (this.#state !== 'following') break; // the report may have stopped us
+          await this.#sleep(followerRetryMs(t, this.#random));
+          continue;
+        }
+        this.#observe(snap);
+        // Whatever the watch did or did not deliver, continue from what we just read.
+        this.#stopWatch();
+        if (snap) this.#startWatch(snap.resourceVersion);
       }
-      this.#observe(snap);
       if (this.#state !== 'following') break;
+      this.#fromWatch = null;
       const waitMs = await this.#tryAcquire(snap);
       if (this.#state !== 'following') break;
-      await this.#sleep(waitMs);
+      if (waitMs === 0) {
+        snap = undefined;
+        continue;
+      }
+      if (!this.#fromWatch) {
+        // Watching: sleep until the observed record would expire (or an event comes).
+        // Otherwise poll every retry period.
+        const untilExpiry = this.#watch && snap && holderOf(snap) !== '' ? this.#expiresInMs(snap) : undefined;
+        await this.#sleep(untilExpiry ?? waitMs);
+      }
+      const delivered = this.#fromWatch as { snap: LeaseSnapshot | null } | null; // set by the watch meanwhile
+      snap = delivered ? delivered.snap : undefined;
     }
+    this.#stopWatch();
+  }
+
+  #expiresInMs(snap: LeaseSnapshot): number {
+    const leftMs = expiryAfterMs(snap.spec.leaseDurationSeconds ?? undefined, this.#cfg.timing) - (this.#clock.now().mono - this.#observedAt);
+    return Math.max(1, Math.ceil(leftMs));
+  }
+
+  #startWatch(fromVersion: string): void {
+    const watch = this.#lock.watch?.bind(this.#lock);
+    if (!watch) return;
+    const ac = new AbortController();
+    this.#watch = ac;
+    void (async () => {
+      let version = fromVersion;
+      try {
+        // The server ends a watch after a while: go on from the last version seen.
+        while (!ac.signal.aborted && this.#state === 'following') {
+          await watch(version, ac.signal, (snap) => {
+            if (ac.signal.aborted || this.#state !== 'following') return;
+            if (snap) version = snap.resourceVersion;
+            this.#observe(snap);
+            this.#fromWatch = { snap };
+            this.#wake?.();
+          });
+        }
+      } catch (e) {
+        if (!ac.signal.aborted && e instanceof ApiError && e.kind !== 'gone') this.#events.apiError?.(e);
+      }
+      // Broken or stopped: if it was ours, go back to polling (the next read restarts it).
+      if (this.#watch === ac) {
+        this.#watch = null;
+        this.#wake?.();
+      }
+    })();
+  }
+
+  #stopWatch(): void {
+    this.#watch?.abort(new DOMException('watch no longer needed', 'AbortError'));
+    this.#watch = null;
   }
 
   /** Tries to take the Lease; returns how long to wait before looking again. */
@@ -263,6 +328,7 @@ export class Elector {
     // An answer that came too late leaves no lease worth starting on: let it expire.
     if (elapsedMs(anchor, this.#clock.now()) >= this.#cfg.timing.renewDeadlineMs) return;
     this.#state = 'leading';
+    this.#stopWatch();
     this.#current = snap;
     this.#anchor = anchor;
     this.#pending.clear();
@@ -370,6 +436,7 @@ export class Elector {
     if (this.#state === 'leading' || this.#state === 'following' || this.#state === 'idle') this.#state = next;
     this.#cancelGuard?.();
     this.#cancelGuard = null;
+    this.#stopWatch();
     this.#inflight?.abort(new DOMException('leadership ended', 'AbortError'));
     this.#wake?.();
   }

@@ -23,6 +23,7 @@ export type ApiErrorKind =
   | 'unavailable' // no answer: refused, reset, timed out, DNS, 5xx, 429
   | 'tls' // the server's certificate did not verify
   | 'invalid' // 400/422: we sent something the server rejects
+  | 'gone' // 410: a watch asked for a version the server no longer has
   | 'other';
 
 export class ApiError extends Error {
@@ -42,6 +43,7 @@ export function kindOfStatus(status: number): ApiErrorKind {
   if (status === 401) return 'unauthorized';
   if (status === 403) return 'forbidden';
   if (status === 400 || status === 422) return 'invalid';
+  if (status === 410) return 'gone';
   if (status === 429 || status >= 500) return 'unavailable';
   return 'other';
 }

@@ -19,7 +19,13 @@ export interface LeaseLock {
   /** Replaces the spec of `prev`; throws ApiError 'conflict' if the Lease is no longer at
    *  prev's version (or was recreated), 'not-found' if it was deleted. */
   update(prev: LeaseSnapshot, spec: LeaseSpec, signal: AbortSignal): Promise<LeaseSnapshot>;
+  /** Optional: streams every change after `fromVersion` to onChange (null: deleted) until the
+   *  stream ends (resolve) or fails (reject; ApiError 'gone' when the version is too old). */
+  watch?(fromVersion: string, signal: AbortSignal, onChange: (s: LeaseSnapshot | null) => void): Promise<void>;
 }
+
+/** How long the server keeps one watch open before we start the next from the last version. */
+const WATCH_SECONDS = 300;
 
 interface LeaseObject {
   metadata?: { uid?: string; resourceVersion?: string; name?: string; namespace?: string };
@@ -59,6 +65,26 @@ export class KubeLeaseLock implements LeaseLock {
       if (e instanceof ApiError && e.kind === 'not-found') return null;
       throw e;
     }
+  }
+
+  async watch(fromVersion: string, signal: AbortSignal, onChange: (s: LeaseSnapshot | null) => void): Promise<void> {
+    const q = new URLSearchParams({
+      watch: 'true',
+      fieldSelector: `metadata.name=${this.name}`,
+      resourceVersion: fromVersion,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: String(WATCH_SECONDS),
+    });
+    const what = `watch Lease ${this.description}`;
+    let failure: ApiError | null = null;
+    await this.#client.stream({ path: `${this.collectionPath}?${q}`, signal, what }, (line) => {
+      if (failure) return;
+      const ev = JSON.parse(line) as { type: string; object: LeaseObject & { code?: number; message?: string } };
+      if (ev.type === 'ADDED' || ev.type === 'MODIFIED') onChange(snapshotOf(ev.object));
+      else if (ev.type === 'DELETED') onChange(null);
+      else if (ev.type === 'ERROR') failure = new ApiError(ev.object.code === 410 ? 'gone' : 'other', `${what}: ${ev.object.message ?? 'error event'}`, ev.object.code);
+    });
+    if (failure) throw failure;
   }
 
   async create(spec: LeaseSpec, signal: AbortSignal): Promise<LeaseSnapshot> {

@@ -68,8 +68,23 @@ export class MemoryStore {
   #uid = 0;
   readonly writes: Array<{ by: string; spec: LeaseSpec; at: number }> = [];
   readonly clock: FakeClock;
+  readonly #watchers = new Set<(s: LeaseSnapshot | null) => void>();
   constructor(clock: FakeClock) {
     this.clock = clock;
+  }
+
+  subscribe(fn: (s: LeaseSnapshot | null) => void): () => void {
+    this.#watchers.add(fn);
+    return () => this.#watchers.delete(fn);
+  }
+
+  get version(): number {
+    return this.#rv;
+  }
+
+  #notify(): void {
+    const snap = this.snapshot();
+    for (const w of [...this.#watchers]) w(snap);
   }
 
   lockFor(who: string): MemoryLock {
@@ -87,21 +102,26 @@ export class MemoryStore {
   overwrite(spec: Partial<LeaseSpec>): void {
     if (!this.obj) throw new Error('no lease');
     this.obj = { ...this.obj, rv: ++this.#rv, spec: { ...this.obj.spec, ...spec } };
+    this.#notify();
   }
 
   label(k: string, v: string): void {
     if (!this.obj) throw new Error('no lease');
     this.obj = { ...this.obj, rv: ++this.#rv, labels: { ...this.obj.labels, [k]: v } };
+    this.#notify();
   }
 
   delete(): void {
     this.obj = null;
+    this.#rv++;
+    this.#notify();
   }
 
   create(spec: LeaseSpec, by: string): LeaseSnapshot {
     if (this.obj) throw new ApiError('conflict', 'already exists', 409);
     this.obj = { uid: `uid-${++this.#uid}`, rv: ++this.#rv, spec: structuredClone(spec) };
     this.writes.push({ by, spec, at: this.clock.mono });
+    this.#notify();
     return this.snapshot() as LeaseSnapshot;
   }
 
@@ -110,6 +130,7 @@ export class MemoryStore {
     if (this.obj.uid !== prev.uid || String(this.obj.rv) !== prev.resourceVersion) throw new ApiError('conflict', 'conflict', 409);
     this.obj = { ...this.obj, rv: ++this.#rv, spec: structuredClone(spec) };
     this.writes.push({ by, spec, at: this.clock.mono });
+    this.#notify();
     return this.snapshot() as LeaseSnapshot;
   }
 }
@@ -125,6 +146,27 @@ export class MemoryLock implements LeaseLock {
   constructor(store: MemoryStore, who: string) {
     this.store = store;
     this.who = who;
+  }
+
+  /** 'off': this lock has no watch; 'stall': the watch stays open but delivers nothing;
+   *  'break': it fails at once. */
+  watchMode: 'ok' | 'off' | 'stall' | 'break' = 'ok';
+  watches = 0;
+
+  get watch(): LeaseLock['watch'] {
+    if (this.watchMode === 'off') return undefined;
+    return (fromVersion, signal, onChange) => {
+      this.watches++;
+      if (this.watchMode === 'break') return Promise.reject(new ApiError('unavailable', 'watch: connection reset'));
+      return new Promise<void>((resolve) => {
+        const stall = this.watchMode === 'stall';
+        const unsubscribe = this.store.subscribe((snap) => {
+          if (!stall && this.mode !== 'hang') onChange(snap);
+        });
+        if (!stall && this.store.version > Number(fromVersion)) onChange(this.store.snapshot());
+        signal.addEventListener('abort', () => (unsubscribe(), resolve()), { once: true });
+      });
+    };
   }
 
   get(signal: AbortSignal): Promise<LeaseSnapshot | null> {

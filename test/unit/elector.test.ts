@@ -221,3 +221,72 @@ describe('elector', () => {
     assert.equal(store.obj?.spec.holderIdentity, 'x');
   });
 });
+
+describe('elector with a watch', () => {
+  it('makes no periodic reads while the watch delivers the renewals', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    const b = candidate(store, clock, 'b');
+    await clock.advance(60_000);
+    assert.equal(a.elector.leading, true);
+    assert.equal(b.lock.calls.filter((c) => c === 'get').length, 1, 'one read at start, then only the watch');
+    assert.equal(a.lock.calls.filter((c) => c === 'get').length, 1, 'the leader read once, before it led, and never since');
+    assert.equal(a.lock.calls.filter((c) => c === 'update').length, 30, 'one write per retry period: 30 a minute');
+  });
+
+  it('takes a released Lease at once, without waiting for a poll', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    const b = candidate(store, clock, 'b');
+    await clock.advance(5_000);
+    const released = clock.mono;
+    assert.equal(await a.elector.release(1_000), true);
+    await clock.advance(0);
+    assert.equal(b.elector.leading, true);
+    assert.equal(b.started[0]?.at, released);
+  });
+
+  it('takes over a dead leader at the expiry instant, after confirming with a read', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    const b = candidate(store, clock, 'b');
+    await clock.advance(3_000);
+    a.lock.mode = 'hang';
+    const lastWrite = store.writes.filter((w) => w.by === 'a').at(-1)?.at ?? 0;
+    await clock.advance(30_000);
+    const at = b.started[0]?.at ?? Infinity;
+    assert.ok(at >= lastWrite + timing.leaseDurationMs, 'not before D');
+    assert.ok(at <= lastWrite + timing.leaseDurationMs + timing.retryPeriodMs, `promptly: ${at - lastWrite}ms after the last write`);
+  });
+
+  it('goes back to polling when the watch breaks', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    const lockB = store.lockFor('b');
+    lockB.watchMode = 'break';
+    const e = new Elector({ identity: 'b', timing, random: () => 0 }, lockB, clock);
+    void e.run();
+    await clock.advance(20_000);
+    assert.ok(lockB.calls.filter((c) => c === 'get').length >= 9, 'reads every retry period');
+    assert.ok(a.elector.leading);
+  });
+
+  it('stays safe with a watch that stalls: the compare-and-set refuses a stale takeover', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    const lockB = store.lockFor('b');
+    lockB.watchMode = 'stall';
+    let bLed = false;
+    const e = new Elector({ identity: 'b', timing, random: () => 0 }, lockB, clock, { startedLeading: () => (bLed = true) });
+    void e.run();
+    await clock.advance(60_000);
+    assert.equal(bLed, false, 'b never led while a kept renewing');
+    assert.equal(a.lost.length, 0);
+    assert.equal(a.elector.leading, true);
+  });
+});

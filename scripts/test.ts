@@ -1,0 +1,101 @@
+// `npm test`: type-check, build the control plane, start one shared cluster,
+// run unit and end-to-end tests against it, stop it, exit with the tests' status.
+//   npm test -- test/e2e/foo.test.ts                 one file
+//   npm test -- --test-name-pattern=lease            node --test flags (use the = form)
+//   LEADER_RUN_TEST_CLUSTER=.cluster/cluster.json npm test    reuse a running cluster
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { attachCluster, buildControlPlane, rssKiB, startCluster } from '../test/control-plane/cluster.ts';
+import type { Cluster, ClusterInfo } from '../test/control-plane/cluster.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(repo);
+
+function fail(message: string): never {
+  console.error(`\nnpm test: ${message}`);
+  process.exit(1);
+}
+
+// 1. Types of everything (tests included), then the build the CLI runs (dist/).
+for (const [project, what] of [['tsconfig.json', 'type check'], ['tsconfig.build.json', 'build']] as const) {
+  const tsc = spawnSync(process.execPath, [path.join('node_modules', 'typescript', 'bin', 'tsc'), '-p', project], { stdio: 'inherit' });
+  if (tsc.status !== 0) fail(`${what} failed`);
+}
+
+// 2. Which tests: explicit files/globs win over the default set; flags go to node --test.
+const args = process.argv.slice(2);
+const flags = args.filter((a) => a.startsWith('-'));
+let files = args.filter((a) => !a.startsWith('-'));
+if (files.length === 0) files = fs.globSync('test/{unit,e2e}/**/*.test.ts').sort();
+if (files.length === 0) fail('no test files found under test/unit or test/e2e');
+
+// 3. The control plane. Building first keeps build output apart from cluster errors.
+let binDir: string;
+try {
+  binDir = await buildControlPlane();
+} catch (err) {
+  fail((err as Error).message);
+}
+
+let cluster: Cluster | undefined;
+let info: ClusterInfo;
+let infoPath = process.env.LEADER_RUN_TEST_CLUSTER;
+try {
+  if (infoPath) {
+    info = await attachCluster(path.resolve(infoPath));
+    console.log(`npm test: using the running cluster at ${info.server} (${infoPath})`);
+  } else {
+    // Our own temp dir, so its logs can be kept when tests fail.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-test-'));
+    cluster = await startCluster({ dir, binDir });
+    info = cluster.info;
+    infoPath = path.join(dir, 'cluster.json');
+    const mib = (pid: number): string => ((rssKiB(pid) ?? 0) / 1024).toFixed(0);
+    console.log(
+      `npm test: cluster at ${info.server} ready in ${info.startup.totalMs} ms ` +
+        `(etcd ${info.startup.etcdMs} ms, kube-apiserver ${info.startup.apiserverMs} ms; ` +
+        `RSS etcd ${mib(info.etcdPid)} MiB, kube-apiserver ${mib(info.apiserverPid)} MiB)`,
+    );
+  }
+} catch (err) {
+  fail(`the test cluster did not start; end-to-end tests cannot run.\n${(err as Error).message}`);
+}
+
+// 4. The tests.
+const bin = path.join(repo, 'node_modules', '.bin');
+const runner = spawn(process.execPath, ['--test', '--test-concurrency=3', ...flags, ...files], {
+  stdio: 'inherit',
+  env: {
+    ...process.env,
+    LEADER_RUN_TEST_CLUSTER: infoPath,
+    LEADER_RUN_CONTROL_PLANE_BIN: binDir,
+    PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`,
+  },
+});
+// Forward interruptions; the harness has already killed the cluster by the
+// time this listener runs, and we still wait for the runner to finish.
+let interrupted: NodeJS.Signals | undefined;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    interrupted = sig;
+    runner.kill(sig);
+  });
+}
+const status = await new Promise<number>((resolve) => {
+  runner.on('error', (err) => {
+    console.error(`npm test: cannot run node --test: ${err.message}`);
+    resolve(1);
+  });
+  runner.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+});
+
+// 5. Teardown; a failed run keeps the servers' logs.
+if (cluster) {
+  await cluster.stop();
+  if (status === 0 && !interrupted) fs.rmSync(info.dir, { recursive: true, force: true });
+  else console.error(`npm test: cluster logs kept in ${info.dir}`);
+}
+process.exit(interrupted ? 128 + os.constants.signals[interrupted] : status);

@@ -1,0 +1,83 @@
+/**
+ * The operator's endpoints (--http-addr): liveness, readiness, Prometheus metrics and "which
+ * pod leads". Plain node:http: four read-only routes do not need a framework.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ConfigError } from '../kube/config.ts';
+import type { Logger } from './log.ts';
+import { metricsFor } from './metrics.ts';
+import type { RunState } from './state.ts';
+
+export interface HttpAddr {
+  /** Undefined: every interface. */
+  readonly host: string | undefined;
+  readonly port: number;
+  /** How the user gave it (`--http-addr`, or its variable), for messages. */
+  readonly given: string;
+}
+
+export interface HttpServer {
+  /** host:port actually bound (the port is chosen by the system when 0 was asked). */
+  readonly address: string;
+  close(): void;
+}
+
+export async function startHttp(addr: HttpAddr, state: RunState, lockName: string, log: Logger): Promise<HttpServer> {
+  const metrics = metricsFor(state, lockName);
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
+      return;
+    }
+    const text = (code: number, body: string) => res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' }).end(`${body}\n`);
+    switch (path) {
+      case '/healthz': {
+        const h = state.health();
+        return void text(h.ok ? 200 : 503, h.reason);
+      }
+      case '/readyz': {
+        const r = state.ready();
+        return void text(r.ok ? 200 : 503, r.reason);
+      }
+      case '/leader':
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(state.leader())}\n`);
+      case '/metrics':
+        metrics.text().then(
+          (body) => res.writeHead(200, { 'content-type': metrics.contentType }).end(body),
+          (e: unknown) => text(500, `metrics failed: ${e instanceof Error ? e.message : String(e)}`),
+        );
+        return;
+      default:
+        return void text(404, 'not found; try /healthz, /readyz, /metrics or /leader');
+    }
+  });
+  // A probe that never finishes its request must not hold a connection for minutes.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      const where = `${addr.given} ${addr.host ?? ''}:${addr.port}`;
+      const why =
+        e.code === 'EADDRINUSE' ? 'the address is already in use; pick a free port (or 0 for any)'
+        : e.code === 'EACCES' ? 'permission denied; use a port above 1023'
+        : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' ? 'no such local address; use an address of this host, or leave the host out for all'
+        : (e.code ?? e.message);
+      reject(new ConfigError(`${where}: cannot listen: ${why}`));
+    });
+    server.listen(addr.port, addr.host, () => resolve());
+  });
+  server.on('error', (e) => log.warn(`HTTP server: ${e.message}`, { event: 'http-error' }));
+  const a = server.address() as AddressInfo;
+  const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  log.info(`serving /healthz, /readyz, /metrics and /leader on http://${address}`, { event: 'http-listening', address });
+  return {
+    address,
+    close() {
+      server.close();
+      server.closeAllConnections();
+    },
+  };
+}

@@ -1,0 +1,141 @@
+// A TCP proxy that injects network faults between a client and the API server.
+// It works below TLS, so the apiserver's certificate (which covers 127.0.0.1)
+// still verifies when a client talks to https://127.0.0.1:<proxy port>.
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+
+export type FaultMode = 'pass' | 'blackhole' | 'reset';
+
+interface Conn {
+  client: net.Socket;
+  upstream?: net.Socket;
+}
+
+export class FaultProxy {
+  readonly port: number;
+  readonly url: string;
+  readonly #server: net.Server;
+  readonly #target: { host: string; port: number };
+  readonly #conns = new Set<Conn>();
+  #mode: FaultMode = 'pass';
+
+  private constructor(server: net.Server, target: { host: string; port: number }) {
+    this.#server = server;
+    this.#target = target;
+    this.port = (server.address() as AddressInfo).port;
+    this.url = `https://127.0.0.1:${this.port}`;
+  }
+
+  static async start(target: { host: string; port: number }): Promise<FaultProxy> {
+    // allowHalfOpen so a FIN from one side is forwarded, not answered by us.
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const proxy = new FaultProxy(server, target);
+    server.on('connection', (socket) => proxy.#accept(socket));
+    return proxy;
+  }
+
+  get mode(): FaultMode {
+    return this.#mode;
+  }
+
+  /** Open client connections (each with its upstream, if connected). */
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  setMode(mode: FaultMode): void {
+    this.#mode = mode;
+    for (const conn of [...this.#conns]) this.#apply(conn);
+  }
+
+  async close(): Promise<void> {
+    for (const conn of this.#conns) {
+      conn.client.destroy();
+      conn.upstream?.destroy();
+    }
+    this.#conns.clear();
+    if (!this.#server.listening) return;
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #accept(client: net.Socket): void {
+    client.on('error', () => {});
+    if (this.#mode === 'reset') {
+      reset(client);
+      return;
+    }
+    const conn: Conn = { client };
+    this.#conns.add(conn);
+    client.on('close', (hadError) => {
+      this.#conns.delete(conn);
+      if (hadError) conn.upstream?.destroy();
+      else conn.upstream?.end();
+    });
+    // In blackhole a new connection is accepted but not connected upstream:
+    // nothing it sends goes anywhere until the mode returns to pass.
+    this.#apply(conn);
+  }
+
+  #apply(conn: Conn): void {
+    switch (this.#mode) {
+      case 'reset':
+        this.#conns.delete(conn);
+        reset(conn.client);
+        if (conn.upstream) reset(conn.upstream);
+        return;
+      case 'blackhole':
+        // Paused sockets are not read: bytes (and FINs) stay in kernel buffers,
+        // as during a partition, and flow again if the mode returns to pass.
+        conn.client.pause();
+        conn.upstream?.pause();
+        return;
+      case 'pass':
+        if (!conn.upstream) this.#connectUpstream(conn);
+        else {
+          conn.client.resume();
+          conn.upstream.resume();
+        }
+    }
+  }
+
+  #connectUpstream(conn: Conn): void {
+    const { client } = conn;
+    const upstream = net.connect({ ...this.#target, allowHalfOpen: true, noDelay: true });
+    conn.upstream = upstream;
+    // An unreachable upstream looks like a reset to the client, as a refused
+    // connection would without the proxy.
+    upstream.on('error', () => reset(client));
+    upstream.on('close', (hadError) => {
+      if (hadError) reset(client);
+      else client.end();
+    });
+    pipe(client, upstream, () => this.#mode);
+    pipe(upstream, client, () => this.#mode);
+    // A client held in blackhole was paused explicitly; listeners alone do not restart it.
+    client.resume();
+  }
+}
+
+// Forwards with backpressure; resumes only when the proxy passes traffic.
+function pipe(from: net.Socket, to: net.Socket, mode: () => FaultMode): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) from.pause();
+  });
+  to.on('drain', () => {
+    if (mode() === 'pass') from.resume();
+  });
+  from.on('end', () => to.end());
+}
+
+function reset(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
+  }
+}

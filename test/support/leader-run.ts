@@ -1,0 +1,183 @@
+/** Runs the real leader-run CLI as a process and reads its JSON log; reads ledgers. */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnGuarded } from '../control-plane/cluster.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = path.join(repo, 'bin', 'leader-run.js');
+export const WORKER = path.join(repo, 'test', 'fixtures', 'worker.ts');
+
+/** Short timings that still satisfy R + G + K + ε ≤ D, so tests run in seconds. */
+export const FAST = ['--lease-duration', '4s', '--renew-deadline', '2s', '--retry-period', '500ms', '--fence-grace', '500ms'];
+export const FAST_D_MS = 4000;
+
+export interface LogRecord {
+  time: string;
+  level: string;
+  msg: string;
+  event?: string;
+  [k: string]: unknown;
+}
+
+let seq = 0;
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${seq++}`;
+}
+
+export function tempDir(): string {
+  return mkdtempSync(path.join(tmpdir(), 'leader-run-e2e-'));
+}
+
+export class LeaderRun {
+  readonly proc: ChildProcess;
+  readonly records: LogRecord[] = [];
+  readonly stderrLines: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #waiters: Array<{ pred: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }> = [];
+
+  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {
+    // Guarded: killed if the test process dies, so no candidate outlives a failed run.
+    this.proc = spawnGuarded(process.execPath, [BIN, '--log-format', 'json', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...opts.env },
+    });
+    let buf = '';
+    this.proc.stderr?.setEncoding('utf8');
+    this.proc.stderr?.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        this.stderrLines.push(line);
+        let rec: LogRecord | undefined;
+        try {
+          rec = JSON.parse(line) as LogRecord;
+        } catch {
+          continue;
+        }
+        this.records.push(rec);
+        for (const w of [...this.#waiters]) {
+          if (w.pred(rec)) {
+            this.#waiters.splice(this.#waiters.indexOf(w), 1);
+            w.resolve(rec);
+          }
+        }
+      }
+    });
+    this.proc.stdout?.resume();
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get pid(): number {
+    return this.proc.pid ?? 0;
+  }
+
+  /** Resolves with the first record (past or future) with this event; rejects after timeoutMs. */
+  waitFor(event: string, timeoutMs = 30_000): Promise<LogRecord> {
+    const have = this.records.find((r) => r.event === event);
+    if (have) return Promise.resolve(have);
+    return new Promise((resolve, reject) => {
+      const w = { pred: (r: LogRecord) => r.event === event, resolve: (r: LogRecord) => (clearTimeout(t), resolve(r)) };
+      const t = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        reject(new Error(`no "${event}" from leader-run ${this.pid} within ${timeoutMs}ms; log:\n${this.stderrLines.slice(-20).join('\n')}`));
+      }, timeoutMs);
+      this.#waiters.push(w);
+    });
+  }
+
+  has(event: string): boolean {
+    return this.records.some((r) => r.event === event);
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.proc.kill(sig);
+  }
+
+  async exitCode(timeoutMs = 60_000): Promise<number | null> {
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs);
+    const e = await this.exited;
+    clearTimeout(t);
+    return e.code;
+  }
+}
+
+export interface LedgerLine {
+  ev: 'start' | 'beat' | 'stop' | 'sigterm' | 'signal';
+  name: string;
+  pid: number;
+  mono: number;
+  wall: number;
+  [k: string]: unknown;
+}
+
+export function readLedger(file: string): LedgerLine[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as LedgerLine);
+}
+
+/** Each child's life as [first, last] sign of life, by pid. */
+export function intervals(lines: LedgerLine[]): Array<{ pid: number; name: string; from: number; to: number }> {
+  const by = new Map<number, { pid: number; name: string; from: number; to: number }>();
+  for (const l of lines) {
+    const i = by.get(l.pid) ?? { pid: l.pid, name: l.name, from: l.mono, to: l.mono };
+    i.from = Math.min(i.from, l.mono);
+    i.to = Math.max(i.to, l.mono);
+    by.set(l.pid, i);
+  }
+  return [...by.values()].sort((a, b) => a.from - b.from);
+}
+
+/** Pairs of children whose lives overlap, with the overlap in ms. */
+export function overlaps(lines: LedgerLine[]): Array<{ a: number; b: number; ms: number }> {
+  const iv = intervals(lines);
+  const out: Array<{ a: number; b: number; ms: number }> = [];
+  for (let i = 0; i < iv.length; i++)
+    for (let j = i + 1; j < iv.length; j++) {
+      const a = iv[i]!, b = iv[j]!;
+      const ms = Math.min(a.to, b.to) - Math.max(a.from, b.from);
+      if (ms > 0) out.push({ a: a.pid, b: b.pid, ms });
+    }
+  return out;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie is not running.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function workerCmd(ledger: string, ...extra: string[]): string[] {
+  return ['--', process.execPath, WORKER, '--ledger', ledger, ...extra];
+}
+
+/** Waits until the ledger shows `n` children started (leader-run logs child-started before the
+ *  child's runtime has written anything). */
+export async function started(ledger: string, n: number, timeoutMs = 30_000): Promise<LedgerLine[]> {
+  await until(() => readLedger(ledger).filter((l) => l.ev === 'start').length >= n, timeoutMs, `${n} children to start`);
+  return readLedger(ledger).filter((l) => l.ev === 'start');
+}

@@ -8,7 +8,7 @@ if (v[0] < floor[0] || (v[0] === floor[0] && v[1] < floor[1])) {
   process.stderr.write('leader-run: Node ' + process.versions.node + ' is too old; leader-run needs Node >= ' + floor.join('.') + ' (install a current LTS, e.g. Node 24)\n');
   process.exit(78);
 }
-import('../dist/cli/main.js').then(
+import('../dist/cli.js').then(
   function (m) { return m.main(process.argv.slice(2)); }
 ).then(
   function (status) { process.exitCode = status; setImmediate(function () { process.exit(status); }); },

@@ -9,9 +9,20 @@ import { becomeInitIfPid1 } from '../child/init.ts';
 import { Logger } from '../observe/log.ts';
 import { InfoShown, parseArgs, UsageError, type Config } from './options.ts';
 
-export const version: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+/** Our package.json, found upwards from this file (src/cli/ in development, dist/ built). */
+function ownVersion(): string {
+  for (let dir = new URL('.', import.meta.url); dir.pathname !== '/'; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'leader-run' && pkg.version) return pkg.version;
+    } catch {
+      // not here: look further up
+    }
+  }
+  return 'unknown';
+}
+
+export const version = ownVersion();
 
 export async function main(argv: readonly string[]): Promise<number> {
   let cfg: Config;

@@ -81,12 +81,16 @@ export class LeaderRun {
     const have = this.records.find((r) => r.event === event);
     if (have) return Promise.resolve(have);
     return new Promise((resolve, reject) => {
-      const w = { pred: (r: LogRecord) => r.event === event, resolve: (r: LogRecord) => (clearTimeout(t), resolve(r)) };
-      const t = setTimeout(() => {
+      const fail = (why: string) => {
+        clearTimeout(t);
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
-        reject(new Error(`no "${event}" from leader-run ${this.pid} within ${timeoutMs}ms; log:\n${this.stderrLines.slice(-20).join('\n')}`));
-      }, timeoutMs);
+        reject(new Error(`no "${event}" from leader-run ${this.pid}: ${why}; log:\n${this.stderrLines.slice(-20).join('\n')}`));
+      };
+      const w = { pred: (r: LogRecord) => r.event === event, resolve: (r: LogRecord) => (clearTimeout(t), resolve(r)) };
+      const t = setTimeout(() => fail(`nothing within ${timeoutMs}ms`), timeoutMs);
       this.#waiters.push(w);
+      // An exit ends the wait at once, with the status, instead of a silent timeout.
+      void this.exited.then((e) => setImmediate(() => this.#waiters.includes(w) && fail(`it exited (${e.signal ?? `status ${e.code}`})`)));
     });
   }
 

@@ -3,18 +3,19 @@
 // @kubernetes/client-node as published loads its whole generated API (~0.3 s, ~50 MB);
 // the bundle keeps only what we use.
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(repo);
-rmSync('dist', { recursive: true, force: true });
+// Built aside and swapped in, so a leader-run starting meanwhile never finds dist/ half-made.
+rmSync('dist.new', { recursive: true, force: true });
 
 await build({
   entryPoints: { cli: 'src/cli/main.ts', watchdog: 'src/child/watchdog.ts', index: 'src/index.ts' },
-  outdir: 'dist',
+  outdir: 'dist.new',
   bundle: true,
   splitting: true, // the Kubernetes side is a chunk of its own, loaded only to campaign
   format: 'esm',
@@ -27,5 +28,9 @@ await build({
   logLevel: 'warning',
 });
 
-const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-process.exit(tsc.status ?? 1);
+const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json', '--outDir', 'dist.new/types'], { stdio: 'inherit' });
+if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+rmSync('dist.old', { recursive: true, force: true });
+if (existsSync('dist')) renameSync('dist', 'dist.old');
+renameSync('dist.new', 'dist');
+rmSync('dist.old', { recursive: true, force: true });

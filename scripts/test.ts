@@ -69,7 +69,9 @@ try {
 
 // 4. The tests.
 const bin = path.join(repo, 'node_modules', '.bin');
-const runner = spawn(process.execPath, ['--test', '--test-concurrency=3', ...flags, ...files], {
+// No test may stall CI: each has at most 5 minutes, and the runner does not wait for
+// handles a failed test left open.
+const runner = spawn(process.execPath, ['--test', '--test-concurrency=3', '--test-timeout=300000', '--test-force-exit', ...flags, ...files], {
   stdio: 'inherit',
   env: {
     ...process.env,

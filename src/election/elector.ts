@@ -30,7 +30,7 @@ import {
   type LeaseSnapshot,
   type LeaseSpec,
 } from '../lease/record.ts';
-import { elapsedMs, expiryAfterMs, followerRetryMs, recordDurationSeconds, type Instant, type Timing } from './timing.ts';
+import { elapsedMs, expiryAfterMs, followerRetryMs, recordDurationSeconds, renewAttemptMs, type Instant, type Timing } from './timing.ts';
 
 export interface Clock {
   now(): Instant;
@@ -363,7 +363,7 @@ export class Elector {
       this.#pending.set(spec.renewTime ?? '', sent);
       let next = t.retryPeriodMs;
       try {
-        const snap = await this.#call((s) => this.#lock.update(current, spec, s), left);
+        const snap = await this.#call((s) => this.#lock.update(current, spec, s), renewAttemptMs(t, left));
         if (this.#state !== 'leading') break;
         this.#current = snap;
         this.#anchor = sent;

@@ -57,6 +57,12 @@ export function leaderDeadlines(t: Timing): { termAfterMs: number; killAfterMs: 
   };
 }
 
+/** Deadline of one renewal attempt: at most the time left before R, and short enough that a
+ *  request stuck on a dead connection is abandoned in time to retry on a fresh one. */
+export function renewAttemptMs(t: Timing, leftMs: number): number {
+  return Math.min(leftMs, Math.max(t.retryPeriodMs, t.renewDeadlineMs / 3));
+}
+
 /** The record's leaseDurationSeconds: rounded up, so that others never wait less than D. */
 export function recordDurationSeconds(t: Timing): number {
   return Math.ceil(t.leaseDurationMs / 1000);

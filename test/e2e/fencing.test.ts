@@ -191,9 +191,11 @@ describe('as PID 1 of a PID namespace (a container without an init)', () => {
     const { BIN, WORKER } = await import('../support/leader-run.ts');
     // Two orphans: each inner shell backgrounds a short sleep and exits at once.
     const script = `sh -c "sleep 0.3 &"; sh -c "sleep 0.3 &"; exec "${process.execPath}" "${WORKER}" --ledger "${ledger}"`;
-    const u = spawnGuarded('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, BIN, '--kubeconfig', info.kubeconfigs.candidate,
+    // --kill-child: should unshare die, the kernel kills the whole namespace with it.
+    const u = spawnGuarded('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', process.execPath, BIN, '--kubeconfig', info.kubeconfigs.candidate,
       '--lock-name', name, ...FAST, '--', '/bin/sh', '-c', script], { stdio: 'ignore' });
     const exited = new Promise<number | null>((r) => u.on('exit', (code) => r(code)));
+    cleanup.push(() => u.kill('SIGKILL'));
     await started(ledger, 1);
     await new Promise((r) => setTimeout(r, 1000));
     const { readFileSync, readdirSync } = await import('node:fs');
@@ -206,7 +208,8 @@ describe('as PID 1 of a PID namespace (a container without an init)', () => {
     const zombies = childrenOf(init).filter((p) => { try { return stat(p)[0] === 'Z'; } catch { return false; } });
     assert.deepEqual(zombies, [], 'orphans re-parented to PID 1 were reaped');
     process.kill(init, 'SIGTERM'); // what the kubelet sends a container
-    assert.equal(await exited, 143, "the child's status after our SIGTERM");
+    const timeout = new Promise<string>((r) => setTimeout(() => r('no exit within 20s'), 20_000).unref());
+    assert.equal(await Promise.race([exited, timeout]), 143, "the child's status after our SIGTERM");
     const lines = readLedger(ledger);
     assert.ok(lines.some((l) => l.ev === 'sigterm'), 'the child got SIGTERM');
     const lease = await readLease(info, name);

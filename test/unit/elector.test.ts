@@ -290,3 +290,17 @@ describe('elector with a watch', () => {
     assert.equal(a.elector.leading, true);
   });
 });
+
+describe('renewal attempts', () => {
+  it('abandons a renewal stuck on a dead connection in time to retry, and keeps the lease', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(1_000);
+    a.lock.mode = 'hang'; // the connection in use is dead...
+    await clock.advance(timing.renewDeadlineMs / 3 + timing.retryPeriodMs);
+    a.lock.mode = 'ok'; // ...a fresh one works
+    await clock.advance(timing.renewDeadlineMs);
+    assert.deepEqual(a.lost, []);
+    assert.equal(a.elector.leading, true);
+  });
+});

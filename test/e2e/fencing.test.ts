@@ -168,6 +168,45 @@ describe('fencing', () => {
     }
   });
 
+  it('fences by its timers while the credential plugin hangs', async () => {
+    const info = await sharedCluster();
+    const { writeFileSync, chmodSync } = await import('node:fs');
+    const dir = tempDir();
+    const ledger = path.join(dir, 'ledger');
+    const flag = path.join(dir, 'hang');
+    const plugin = path.join(dir, 'plugin.sh');
+    // Hands out the candidate's token valid for one second; once `flag` exists it hangs.
+    writeFileSync(
+      plugin,
+      `#!/bin/sh\n[ -e "${flag}" ] && exec sleep 30\n` +
+        `printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s","expirationTimestamp":"%s"}}' ` +
+        `"${info.tokens.candidate}" "$(date -u -d '+1 second' +%Y-%m-%dT%H:%M:%SZ)"\n`,
+    );
+    chmodSync(plugin, 0o755);
+    const kubeconfig = path.join(dir, 'plugin.kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server: info.server, 'certificate-authority': info.caFile } }],
+        users: [{ name: 'u', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } } }],
+        contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+        'current-context': 'x',
+      }),
+    );
+    const name = uniqueName('plugin');
+    const a = start(['--kubeconfig', kubeconfig, '--lock-name', name, ...FAST, ...workerCmd(ledger, '--ignore-term')]);
+    const [child] = await started(ledger, 1);
+    await new Promise((r) => setTimeout(r, 1500));
+    writeFileSync(flag, '');
+    assert.equal(await a.exitCode(30_000), 75);
+    assert.equal((await a.waitFor('stopped-leading'))['reason'], 'renew-deadline');
+    assert.ok(!alive(child!.pid));
+    const lastRenew = Date.parse(String((await readLease(info, name))?.spec['renewTime']));
+    assert.ok(lastSign(ledger, child!.pid) <= lastRenew + FAST_D_MS, 'the child was gone before the lease could expire');
+  });
+
   it('forwards SIGHUP, SIGUSR1 and SIGUSR2 to the child', async () => {
     const info = await sharedCluster();
     const ledger = path.join(tempDir(), 'ledger');

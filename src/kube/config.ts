@@ -7,7 +7,8 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+// The module itself, not the package index: the index loads the whole generated API.
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 

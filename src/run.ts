@@ -14,8 +14,10 @@ import type { Config } from './cli/options.ts';
 import { KubeClient } from './kube/client.ts';
 import { loadTarget } from './kube/config.ts';
 import { ApiError, ExitStatus } from './kube/errors.ts';
+import { LeaderRouting } from './kube/routing.ts';
 import { KubeLeaseLock } from './lease/lock.ts';
 import type { Logger } from './observe/log.ts';
+import { RunState } from './observe/state.ts';
 
 const stopSignals = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
 const forwardedSignals = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
@@ -35,6 +37,18 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   const log = baseLog.with({ lease: leaseName, identity: cfg.identity });
   const client = await KubeClient.create(target.kc, `leader-run/${version}`);
   const lock = new KubeLeaseLock(client, namespace, cfg.lockName);
+  const obs = new RunState({ lease: leaseName, identity: cfg.identity, renewDeadlineMs: cfg.timing.renewDeadlineMs, now: systemClock.now });
+  // Loaded only when asked for: prom-client is not free to import.
+  const http = cfg.http && (await (await import('./observe/http.ts')).startHttp(cfg.http, obs, cfg.lockName, log));
+  const routing =
+    cfg.routing &&
+    new LeaderRouting(client, { ...cfg.routing, namespace: cfg.routing.podNamespace ?? namespace }, { deadlineMs: cfg.timing.renewDeadlineMs / 2, retryMs: cfg.timing.retryPeriodMs });
+  const unlabelled = routing && (await routing.labelPod(log, cfg.startupTimeoutMs));
+  if (unlabelled) {
+    http?.close();
+    client.close();
+    return unlabelled;
+  }
   const child = await Child.prepare();
   log.info(`campaigning for Lease ${leaseName} on ${client.server.origin}`, {
     event: 'campaigning',
@@ -53,19 +67,36 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   const elector = new Elector({ identity: cfg.identity, timing: cfg.timing }, lock, systemClock, {
     newLeader: (holder) => log.info(`new leader elected: ${holder}`, { event: 'new-leader', holder }),
     startedLeading: (term, anchor) => {
+      obs.startedLeading(anchor);
       log.info(`started leading (fencing token ${term.fencingToken})`, { event: 'started-leading', token: term.fencingToken });
       if (ending) return; // a stop signal came while our acquire was in flight: release, don't start
       void startChild(term, anchor);
     },
     renewed: (anchor, latencyMs) => {
       child.anchor(anchor);
+      obs.renewed(anchor, latencyMs);
       log.debug(`renewed in ${Math.round(latencyMs)}ms`, { event: 'renewed' });
     },
     stoppedLeading: (reason, detail) => void onLost(reason, detail),
     apiError: (e) => onApiError(e),
+    watchFailed: (e) =>
+      e.kind === 'forbidden'
+        ? log.warn(`${e.message}; polling the Lease every retry period instead (grant watch on leases to react at once)`, { event: 'watch-forbidden' })
+        : log.debug(`${e.message}; polling until the next read restarts the watch`, { event: 'watch-failed' }),
   });
+  obs.attach({ observed: () => elector.observed, stopping: () => ending });
 
   async function startChild(term: Term, anchor: Parameters<Child['anchor']>[0]): Promise<void> {
+    if (routing) {
+      // Traffic first, then the work: the child starts only once the Service selects this Pod.
+      const failed = await routing.routeHere(log, () => elector.leading && !ending);
+      if (ending) return;
+      if (failed) {
+        ending = true;
+        return endTerm(failed);
+      }
+      anchor = elector.anchor ?? anchor; // renewed meanwhile: the watchdog gets the newest anchor
+    }
     const env = {
       LEADER_RUN_IDENTITY: cfg.identity,
       LEADER_RUN_LEASE: leaseName,
@@ -81,6 +112,7 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
     }
     log.info(`child started: ${cfg.command.join(' ')}`, { event: 'child-started', pid: res.pid });
     const exit = await child.exited;
+    obs.childExited(statusOf(exit));
     if (ending) return;
     log.info(`child exited by itself (${describeExit(exit)})`, { event: 'child-exited', ...exit });
     ending = true;
@@ -96,7 +128,8 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   }
 
   async function endTerm(status: number): Promise<void> {
-    const released = await elector.release(cfg.timing.retryPeriodMs);
+    const released = await elector.release();
+    obs.notLeading();
     if (released) log.info('released the Lease', { event: 'released' });
     finish(lost ? ExitStatus.tempfail : status);
   }
@@ -104,6 +137,7 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   async function onLost(reason: LossReason, detail: string): Promise<void> {
     log.warn(`lost leadership: ${detail}; stopping the child`, { event: 'stopped-leading', reason });
     lost = true;
+    obs.notLeading();
     if (ending) {
       // A voluntary stop is under way; it now has only the fence grace left.
       if (childStarted) child.fence();
@@ -113,6 +147,7 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
     if (childStarted) {
       const t0 = Date.now();
       await child.fence();
+      obs.fenced(Date.now() - t0);
       log.info(`child tree fenced in ${Date.now() - t0}ms`, { event: 'child-fenced' });
     }
     await endTerm(ExitStatus.tempfail);
@@ -120,6 +155,7 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
 
   function onApiError(e: ApiError): void {
     if (elector.leading) {
+      obs.renewFailed();
       log.warn(`renewing failed: ${e.message}`, { event: 'renew-failed' });
       return;
     }
@@ -222,6 +258,7 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   for (const [s, h] of handlers) process.off(s, h);
   child.close();
   client.close();
+  http?.close();
   log.info(`exiting with status ${status}`, { event: 'exit', status });
   return status;
 }

@@ -25,6 +25,8 @@ function ownVersion(): string {
 export const version = ownVersion();
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // A subcommand only as the very first word: `leader-run -- status` still runs a program named status.
+  if (argv[0] === 'status') return (await import('./status.ts')).status(argv.slice(1), version);
   let cfg: Config;
   try {
     cfg = parseArgs(argv, version);

@@ -27,6 +27,13 @@ export interface Config {
   readonly shell: boolean;
   readonly logFormat: LogFormat;
   readonly logLevel: Level;
+  /** --http-addr: where to serve /healthz, /readyz, /metrics and /leader; off when undefined. */
+  readonly http: { readonly host: string | undefined; readonly port: number; readonly given: string } | undefined;
+  /** --leader-service: the Service to point at the leader's Pod, with that Pod's name and
+   *  namespace (undefined namespace: the Lease's). */
+  readonly routing:
+    | { readonly service: string; readonly pod: string; readonly podNamespace: string | undefined; readonly podFrom: string }
+    | undefined;
   /** The command and its arguments, exactly as given. */
   readonly command: readonly string[];
 }
@@ -40,6 +47,10 @@ export class UsageError extends Error {
 export class InfoShown extends Error {
   override name = 'InfoShown';
 }
+
+/** A Lease name (a DNS subdomain) and a namespace name (a DNS label), as the API server checks them. */
+export const LEASE_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const NAMESPACE_NAME = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 const env = (flag: string) => `LEADER_RUN_${flag.toUpperCase().replaceAll('-', '_')}`;
 
@@ -56,6 +67,12 @@ Examples:
 
   # In a Deployment: the Pod name (downward API) as identity
   LEADER_RUN_ID=$POD_NAME leader-run --lock-name scheduler -- ./scheduler
+
+  # Probes and Prometheus metrics on port 9090; a Service that always reaches the leader
+  leader-run --lock-name api --http-addr :9090 --leader-service api-leader -- ./server
+
+  # Who holds a Lease, and since when (a subcommand; \`leader-run -- status\` runs a program)
+  leader-run status --lock-name scheduler --watch
 
 Every flag can also be set with an environment variable: --lock-name is LEADER_RUN_LOCK_NAME,
 and so on. Exit statuses: the child's own; 75 when leadership was lost (or --wait-timeout);
@@ -92,6 +109,8 @@ export function buildProgram(version: string): Command {
   opt('--startup-timeout <duration>', 'give up (exit 69) if the API server cannot be reached for this long at start', 'startup-timeout', '30s');
   opt('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)', 'kubeconfig');
   opt('--context <name>', 'kubeconfig context (default: the current context)', 'context');
+  opt('--http-addr <host:port>', 'serve /healthz, /readyz, /metrics and /leader here (port 0: any free port; default: off)', 'http-addr');
+  opt('--leader-service <name>', "point this Service's selector at the leading Pod (needs POD_NAME, POD_NAMESPACE)", 'leader-service');
   opt('--shell', 'run the command through /bin/sh -c (default: exec it directly)', 'shell');
   opt('--log-format <format>', 'text or json', 'log-format', 'text');
   opt('-v, --verbose', 'log debug detail', 'verbose');
@@ -142,12 +161,12 @@ function validate(p: Command): Config {
 
   const lockName = str('lockName');
   if (!lockName) throw new UsageError('--lock-name is required (or LEADER_RUN_LOCK_NAME): the name of the Lease to campaign for');
-  if (lockName.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(lockName))
+  if (!LEASE_NAME.test(lockName))
     throw new UsageError(
       `${where('lockName', 'lock-name')} ${JSON.stringify(lockName)} is not a valid Lease name: use lowercase letters, digits, '-' and '.', start and end with a letter or digit, at most 253 characters`,
     );
   const lockNamespace = str('lockNamespace');
-  if (lockNamespace !== undefined && (lockNamespace.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(lockNamespace)))
+  if (lockNamespace !== undefined && !NAMESPACE_NAME.test(lockNamespace))
     throw new UsageError(
       `${where('lockNamespace', 'lock-namespace')} ${JSON.stringify(lockNamespace)} is not a valid namespace: use lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters`,
     );
@@ -187,6 +206,9 @@ function validate(p: Command): Config {
   for (const [key, what] of [['kubeconfig', 'the path of a kubeconfig file'], ['context', 'a context name']] as const)
     if (str(key) === '') throw new UsageError(`${where(key, key)} is empty; give ${what} or leave it out`);
 
+  const http = httpAddr(str('httpAddr'), where('httpAddr', 'http-addr'));
+  const routing = leaderRouting(str('leaderService'), where('leaderService', 'leader-service'), id);
+
   const command = p.args;
   if (command.length === 0) throw new UsageError('no command given: put the command to run after --, e.g. leader-run --lock-name x -- ./job.sh');
   if (command[0] === '') throw new UsageError('the command is empty: put the command to run after --');
@@ -206,8 +228,37 @@ function validate(p: Command): Config {
     shell: bool('shell', 'shell'),
     logFormat,
     logLevel: verbose ? 'debug' : quiet ? 'warn' : 'info',
+    http,
+    routing,
     command,
   };
+}
+
+/** HOST:PORT as Go writes it: `127.0.0.1:9090`, `[::1]:9090`, or `:9090` for every interface. */
+function httpAddr(text: string | undefined, given: string): Config['http'] {
+  if (text === undefined) return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d+)$/.exec(text);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535)
+    throw new UsageError(`${given} ${JSON.stringify(text)} is not HOST:PORT; write it like 127.0.0.1:9090, [::1]:9090 or :9090 (port 0: any free port)`);
+  return { host: m[1] ?? (m[2] || undefined), port, given };
+}
+
+function leaderRouting(service: string | undefined, given: string, id: string | undefined): Config['routing'] {
+  if (service === undefined) return undefined;
+  if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(service))
+    throw new UsageError(`${given} ${JSON.stringify(service)} is not a valid Service name: lowercase letters, digits and '-', starting with a letter, at most 63 characters`);
+  // The downward API gives the Pod's name; without it, an explicit --id is taken as the name.
+  const podEnv = process.env['POD_NAME'];
+  const pod = podEnv || id;
+  const podFrom = podEnv ? 'POD_NAME' : '--id (LEADER_RUN_ID)';
+  if (!pod)
+    throw new UsageError(`${given} needs this Pod's name: set POD_NAME from the downward API (fieldPath: metadata.name), or give the Pod name as --id`);
+  // It becomes a label value, which is shorter and stricter than a Pod name.
+  if (pod.length > 63 || !/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(pod))
+    throw new UsageError(`${given}: the Pod name ${JSON.stringify(pod)} (from ${podFrom}) cannot be a label value: at most 63 letters, digits, '-', '_' or '.'`);
+  const podNamespace = process.env['POD_NAMESPACE'] || undefined;
+  return { service, pod, podNamespace, podFrom: podNamespace ? `${podFrom} and POD_NAMESPACE` : `${podFrom} and the Lease's namespace` };
 }
 
 /** Unique per process, as kube-controller-manager makes it. */

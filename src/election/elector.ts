@@ -74,6 +74,8 @@ export interface ElectorEvents {
   stoppedLeading?(reason: LossReason, detail: string): void;
   /** A request failed; the elector carries on (retrying, or losing by its timers). */
   apiError?(err: ApiError): void;
+  /** The follower's watch failed; it polls instead (for good if the watch is forbidden). */
+  watchFailed?(err: ApiError): void;
 }
 
 type State = 'idle' | 'following' | 'leading' | 'lost' | 'released' | 'stopped';
@@ -113,6 +115,8 @@ export class Elector {
   /** The follower's watch on the Lease, while it runs; the snapshot its last event brought. */
   #watch: AbortController | null = null;
   #fromWatch: { snap: LeaseSnapshot | null } | null = null;
+  /** RBAC without the watch verb: poll instead, and stop asking. */
+  #watchForbidden = false;
 
   #inflight: AbortController | null = null;
   #cancelGuard: (() => void) | null = null;
@@ -177,21 +181,42 @@ export class Elector {
   /** Ends our term: stops renewing and, if the Lease still holds our last write, clears it so
    *  the next candidate takes over at once. Call only once the child is confirmed gone.
    *  Resolves true if the Lease was released. */
-  async release(deadlineMs: number): Promise<boolean> {
-    const current = this.#current;
+  async release(): Promise<boolean> {
+    const deadlineMs = renewAttemptMs(this.#cfg.timing, this.#cfg.timing.renewDeadlineMs);
     const canRelease = this.#state === 'leading' || (this.#state === 'lost' && this.#lossReason === 'renew-deadline');
+    // A renewal in flight is let finish (it is bounded by its deadline): its write may land,
+    // and the release must then start from it, not conflict with it.
     this.#stopLeading('released');
     await this.#running;
-    if (!canRelease || !current) return false;
-    try {
-      const spec = releaseSpec(current, this.#clock.now().wall);
-      this.#current = await this.#call((s) => this.#lock.update(current, spec, s), deadlineMs);
-      return true;
-    } catch (e) {
-      // A conflict means someone else wrote after us: nothing of ours to release.
-      if (e instanceof ApiError) this.#events.apiError?.(e);
-      return false;
+    if (!canRelease || !this.#current) return false;
+    let current: LeaseSnapshot = this.#current;
+    for (;;) {
+      try {
+        const from = current;
+        const spec = releaseSpec(from, this.#clock.now().wall);
+        this.#current = await this.#call((s) => this.#lock.update(from, spec, s), deadlineMs);
+        return true;
+      } catch (e) {
+        // A conflict is either our own renewal whose answer we missed — release from it — or
+        // someone else's write, and then there is nothing of ours to release.
+        const ours: LeaseSnapshot | null = e instanceof ApiError && e.kind === 'conflict' ? await this.#ownLatest(current, deadlineMs) : null;
+        if (ours) {
+          current = ours;
+          continue;
+        }
+        if (e instanceof ApiError && e.kind !== 'conflict') this.#events.apiError?.(e);
+        return false;
+      }
     }
+  }
+
+  /** The Lease, if it now holds a write of ours sent after `known` (an unanswered renewal). */
+  async #ownLatest(known: LeaseSnapshot, deadlineMs: number): Promise<LeaseSnapshot | null> {
+    const snap = await this.#call((s) => this.#lock.get(s), deadlineMs).catch(() => null);
+    if (!snap || snap.uid !== known.uid || holderOf(snap) !== this.#cfg.identity) return null;
+    if (!this.#pending.has(snap.spec.renewTime ?? '')) return null;
+    this.#pending.delete(snap.spec.renewTime ?? '');
+    return snap;
   }
 
   // ---- following -------------------------------------------------------------------
@@ -244,7 +269,7 @@ export class Elector {
 
   #startWatch(fromVersion: string): void {
     const watch = this.#lock.watch?.bind(this.#lock);
-    if (!watch) return;
+    if (!watch || this.#watchForbidden) return;
     const ac = new AbortController();
     this.#watch = ac;
     void (async () => {
@@ -261,7 +286,9 @@ export class Elector {
           });
         }
       } catch (e) {
-        if (!ac.signal.aborted && e instanceof ApiError && e.kind !== 'gone') this.#events.apiError?.(e);
+        // Never fatal: polling decides just as safely, only more slowly.
+        if (e instanceof ApiError && e.kind === 'forbidden') this.#watchForbidden = true;
+        if (!ac.signal.aborted && e instanceof ApiError && e.kind !== 'gone') this.#events.watchFailed?.(e);
       }
       // Broken or stopped: if it was ours, go back to polling (the next read restarts it).
       if (this.#watch === ac) {
@@ -364,8 +391,9 @@ export class Elector {
       let next = t.retryPeriodMs;
       try {
         const snap = await this.#call((s) => this.#lock.update(current, spec, s), renewAttemptMs(t, left));
+        this.#current = snap; // it landed: whatever comes next (a release) starts from it
+        this.#pending.delete(spec.renewTime ?? '');
         if (this.#state !== 'leading') break;
-        this.#current = snap;
         this.#anchor = sent;
         this.#pending.clear();
         this.#observe(snap);
@@ -437,7 +465,8 @@ export class Elector {
     this.#cancelGuard?.();
     this.#cancelGuard = null;
     this.#stopWatch();
-    this.#inflight?.abort(new DOMException('leadership ended', 'AbortError'));
+    // Lost: nothing we send matters any more. Released: see release().
+    if (next === 'lost') this.#inflight?.abort(new DOMException('leadership ended', 'AbortError'));
     this.#wake?.();
   }
 

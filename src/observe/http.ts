@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { ConfigError } from '../kube/config.ts';
 import type { Logger } from './log.ts';
 import { metricsFor } from './metrics.ts';
+import { StallDetector } from './stall.ts';
 import type { RunState } from './state.ts';
 
 export interface HttpAddr {
@@ -25,6 +26,11 @@ export interface HttpServer {
 
 export async function startHttp(addr: HttpAddr, state: RunState, lockName: string, log: Logger): Promise<HttpServer> {
   const metrics = metricsFor(state, lockName);
+  // A stall that ate half the renew deadline means renewals are at risk; report it for a whole
+  // renew deadline, so a liveness probe (every few seconds) gets to see it.
+  const R = state.opts.renewDeadlineMs;
+  const stall = new StallDetector(R / 2, R);
+  state.addLivenessCheck(() => stall.problem());
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -59,7 +65,8 @@ export async function startHttp(addr: HttpAddr, state: RunState, lockName: strin
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
-      const where = `${addr.given} ${addr.host ?? ''}:${addr.port}`;
+      const host = addr.host?.includes(':') ? `[${addr.host}]` : (addr.host ?? '');
+      const where = `${addr.given} ${host}:${addr.port}`;
       const why =
         e.code === 'EADDRINUSE' ? 'the address is already in use; pick a free port (or 0 for any)'
         : e.code === 'EACCES' ? 'permission denied; use a port above 1023'
@@ -69,6 +76,7 @@ export async function startHttp(addr: HttpAddr, state: RunState, lockName: strin
     });
     server.listen(addr.port, addr.host, () => resolve());
   });
+  stall.start();
   server.on('error', (e) => log.warn(`HTTP server: ${e.message}`, { event: 'http-error' }));
   const a = server.address() as AddressInfo;
   const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
@@ -76,6 +84,7 @@ export async function startHttp(addr: HttpAddr, state: RunState, lockName: strin
   return {
     address,
     close() {
+      stall.stop();
       server.close();
       server.closeAllConnections();
     },

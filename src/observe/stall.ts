@@ -43,6 +43,6 @@ export class StallDetector {
   problem(): string | undefined {
     const s = this.#last;
     if (!s || this.#now() - s.endedAt > this.#rememberMs) return undefined;
-    return `the event loop was stuck for ${Math.round(s.ms)}ms (${Math.round((this.#now() - s.endedAt) / 1000)}s ago; limit ${this.#thresholdMs}ms)`;
+    return `the event loop was stuck for ${Math.round(s.ms)}ms (limit ${this.#thresholdMs}ms), ${Math.round((this.#now() - s.endedAt) / 1000)}s ago`;
   }
 }

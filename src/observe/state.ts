@@ -23,7 +23,11 @@ export interface StateOptions {
   readonly renewDeadlineMs: number;
   /** The same clock as the elector's anchors. */
   readonly now: () => Instant;
-  /** The last Lease the elector saw, read on demand. */
+}
+
+/** Read on demand from the run, once it has an elector (see attach). */
+export interface StateSources {
+  /** The last Lease the elector saw. */
   readonly observed: () => LeaseSnapshot | null;
   /** Whether a stop sequence has begun. */
   readonly stopping: () => boolean;
@@ -36,6 +40,7 @@ export interface Health {
 
 export class RunState {
   readonly opts: StateOptions;
+  #sources: StateSources = { observed: () => null, stopping: () => false };
   #leading = false;
   #lastWrite: Instant | null = null;
   #terms = 0;
@@ -45,6 +50,11 @@ export class RunState {
 
   constructor(opts: StateOptions) {
     this.opts = opts;
+  }
+
+  /** The HTTP server starts before the elector exists; until then there is no Lease to show. */
+  attach(sources: StateSources): void {
+    this.#sources = sources;
   }
 
   subscribe(sink: Partial<StateSink>): void {
@@ -113,12 +123,12 @@ export class RunState {
 
   /** Readiness: a standby is ready too (it must not stall a rolling update); only stopping is not. */
   ready(): Health {
-    return this.opts.stopping() ? { ok: false, reason: 'stopping' } : { ok: true, reason: 'ok' };
+    return this.#sources.stopping() ? { ok: false, reason: 'stopping' } : { ok: true, reason: 'ok' };
   }
 
   /** "Which pod leads", as seen in the last Lease read. */
   leader(): { lease: string; holder: string | null; self: string; leading: boolean; since: string | null; transitions: number | null } {
-    const spec = this.opts.observed()?.spec;
+    const spec = this.#sources.observed()?.spec;
     const holder = spec?.holderIdentity || null;
     return {
       lease: this.opts.lease,

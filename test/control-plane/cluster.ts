@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { loadAllYaml } from '@kubernetes/client-node/dist/yaml.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -45,11 +46,18 @@ export interface PolicyRule {
   verbs: string[];
 }
 
-/** The candidate's least-privilege Role: exactly what leader-run needs. */
-export const CANDIDATE_RULES: PolicyRule[] = [
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
-  { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-];
+/** The candidate's Role: exactly the least-privilege Role users are told to apply
+ *  (examples/rbac.yaml), so the end-to-end tests prove that it is enough. */
+export const CANDIDATE_RULES: PolicyRule[] = (() => {
+  const docs = loadAllYaml(fs.readFileSync(path.join(HERE, '..', '..', 'examples', 'rbac.yaml'), 'utf8')) as Array<{
+    kind?: string;
+    metadata?: { name?: string };
+    rules?: PolicyRule[];
+  }>;
+  const role = docs.find((d) => d.kind === 'Role' && d.metadata?.name === 'leader-run');
+  if (!role?.rules) throw new Error('examples/rbac.yaml has no Role named leader-run');
+  return role.rules;
+})();
 
 export const CANDIDATE_USER = 'leader-run-candidate';
 

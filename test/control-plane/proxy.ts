@@ -18,6 +18,7 @@ export class FaultProxy {
   readonly #target: { host: string; port: number };
   readonly #conns = new Set<Conn>();
   #mode: FaultMode = 'pass';
+  #accepted = 0;
 
   private constructor(server: net.Server, target: { host: string; port: number }) {
     this.#server = server;
@@ -43,8 +44,14 @@ export class FaultProxy {
   }
 
   /** Open client connections (each with its upstream, if connected). */
+  /** Connections open now. */
   get connections(): number {
     return this.#conns.size;
+  }
+
+  /** Connections accepted since start: only grows, so a test can wait for the next one. */
+  get accepted(): number {
+    return this.#accepted;
   }
 
   setMode(mode: FaultMode): void {
@@ -63,6 +70,7 @@ export class FaultProxy {
   }
 
   #accept(client: net.Socket): void {
+    this.#accepted++;
     client.on('error', () => {});
     if (this.#mode === 'reset') {
       reset(client);

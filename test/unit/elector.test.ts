@@ -197,7 +197,7 @@ describe('elector', () => {
     const { clock, store } = setup();
     const a = candidate(store, clock, 'a');
     await clock.advance(3_000);
-    assert.equal(await a.elector.release(1_000), true);
+    assert.equal(await a.elector.release(), true);
     assert.equal(store.obj?.spec.holderIdentity, '');
     assert.equal(store.obj?.spec.leaseDurationSeconds, 1);
     assert.equal(store.obj?.spec.leaseTransitions, 0);
@@ -206,7 +206,7 @@ describe('elector', () => {
     await clock.advance(100);
     assert.equal(b.elector.leading, true);
     store.overwrite({ holderIdentity: 'c' });
-    assert.equal(await b.elector.release(1_000), false, 'someone else wrote: nothing to release');
+    assert.equal(await b.elector.release(), false, 'someone else wrote: nothing to release');
     assert.equal(store.obj?.spec.holderIdentity, 'c');
   });
 
@@ -242,7 +242,7 @@ describe('elector with a watch', () => {
     const b = candidate(store, clock, 'b');
     await clock.advance(5_000);
     const released = clock.mono;
-    assert.equal(await a.elector.release(1_000), true);
+    assert.equal(await a.elector.release(), true);
     await clock.advance(0);
     assert.equal(b.elector.leading, true);
     assert.equal(b.started[0]?.at, released);
@@ -302,5 +302,32 @@ describe('renewal attempts', () => {
     await clock.advance(timing.renewDeadlineMs);
     assert.deepEqual(a.lost, []);
     assert.equal(a.elector.leading, true);
+  });
+});
+
+describe('release races', () => {
+  it('releases even when a renewal is in flight at that moment', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(1_000);
+    a.lock.latencyMs = 300; // the next renewal is answered slowly...
+    await clock.advance(1_100); // ...and is in flight now
+    const released = a.elector.release();
+    await clock.advance(1_000); // the renewal's answer, then the release's own
+    assert.equal(await released, true);
+    assert.equal(store.obj?.spec.holderIdentity, '');
+  });
+
+  it("releases from its own renewal whose answer was lost", async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(1_000);
+    a.lock.mode = 'drop-reply'; // the renewal lands, its answer never comes
+    await clock.advance(1_100);
+    a.lock.mode = 'ok';
+    const released = a.elector.release();
+    await clock.advance(5_000);
+    assert.equal(await released, true);
+    assert.equal(store.obj?.spec.holderIdentity, '');
   });
 });

@@ -1,0 +1,181 @@
+/**
+ * `leader-run status`: who holds a Lease, for how long, and when it expires as seen from here
+ * — once, or one line per leadership change with --watch. Read-only: it needs `get` on leases
+ * and nothing else. The Kubernetes client is loaded only after the flags parse, so --help
+ * stays fast.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Command, CommanderError, Option } from 'commander';
+import { ApiError, ExitStatus } from '../kube/errors.ts';
+import { COLUMNS, changeKey, formatTable, leaseView, tableRow, type LeaseView } from './lease-view.ts';
+import { LEASE_NAME, NAMESPACE_NAME } from './options.ts';
+
+/** Exit status when the Lease does not exist (nobody has campaigned for it, or a typo). */
+export const NO_SUCH_LEASE = 1;
+
+/** Deadline of one read; the API server answers a GET in milliseconds when it answers at all. */
+const READ_DEADLINE_MS = 10_000;
+const WATCH_EVERY_MS = 1_000;
+
+const examples = `
+Examples:
+  leader-run status --lock-name nightly-report
+  leader-run status --lock-name nightly-report --lock-namespace jobs -o json
+  leader-run status --lock-name nightly-report --watch       # one line per change; Ctrl-C ends it
+
+"Renewed" and "expires in" compare the Lease's renewTime with this machine's clock: they are
+for reading, and leader-run never decides anything by them. Exit statuses: 0 shown; 1 no such
+Lease; 64 bad usage; 69 API unreachable; 77 not permitted; 78 bad configuration.
+`;
+
+export interface StatusIO {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const stdio: StatusIO = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+export async function status(argv: readonly string[], version: string, io: StatusIO = stdio): Promise<number> {
+  const p = new Command('leader-run status')
+    .usage('--lock-name <name> [options]')
+    .description('Show who holds a Lease: holder, held for, renewed ago, expires in, transitions, strategy, preferred holder.')
+    .helpOption('-h, --help', 'show this help and exit')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: () => {}, outputError: () => {} })
+    .addHelpText('after', examples);
+  for (const [flags, desc, env] of [
+    ['--lock-name <name>', 'name of the Lease (required)', 'LEADER_RUN_LOCK_NAME'],
+    ['--lock-namespace <namespace>', "the Lease's namespace (default: the Pod's, else the kubeconfig context's, else 'default')", 'LEADER_RUN_LOCK_NAMESPACE'],
+    ['--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)', 'LEADER_RUN_KUBECONFIG'],
+    ['--context <name>', 'kubeconfig context (default: the current context)', 'LEADER_RUN_CONTEXT'],
+  ] as const)
+    p.addOption(new Option(flags, desc).env(env));
+  p.addOption(new Option('-o, --output <format>', 'table or json').default('table'));
+  p.addOption(new Option('-w, --watch', 'read the Lease every second and print a line for each change'));
+  try {
+    p.parse([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.exitCode === 0) return ExitStatus.ok;
+      return usage(io, `${e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}; see leader-run status --help`);
+    }
+    throw e;
+  }
+  const o = p.opts<{ lockName?: string; lockNamespace?: string; kubeconfig?: string; context?: string; output: string; watch?: boolean }>();
+  const where = (key: string, flag: string) => (p.getOptionValueSource(key) === 'env' ? `LEADER_RUN_${flag.toUpperCase().replaceAll('-', '_')} (--${flag})` : `--${flag}`);
+  if (!o.lockName) return usage(io, '--lock-name is required (or LEADER_RUN_LOCK_NAME): the name of the Lease to show');
+  if (!LEASE_NAME.test(o.lockName)) return usage(io, `${where('lockName', 'lock-name')} ${JSON.stringify(o.lockName)} is not a valid Lease name`);
+  if (o.lockNamespace !== undefined && !NAMESPACE_NAME.test(o.lockNamespace))
+    return usage(io, `${where('lockNamespace', 'lock-namespace')} ${JSON.stringify(o.lockNamespace)} is not a valid namespace`);
+  if (o.output !== 'table' && o.output !== 'json') return usage(io, `--output ${JSON.stringify(o.output)} is not a format; use table or json`);
+
+  const [{ loadTarget, ConfigError }, { KubeClient }, { KubeLeaseLock }] = await Promise.all([
+    import('../kube/config.ts'),
+    import('../kube/client.ts'),
+    import('../lease/lock.ts'),
+  ]);
+  let target;
+  try {
+    target = loadTarget({ kubeconfig: o.kubeconfig, context: o.context, given: { kubeconfig: where('kubeconfig', 'kubeconfig'), context: where('context', 'context') } });
+  } catch (e) {
+    if (e instanceof ConfigError) return fail(io, e.message, ExitStatus.config);
+    throw e;
+  }
+  const namespace = o.lockNamespace ?? target.namespace;
+  const lease = `${namespace}/${o.lockName}`;
+  const client = await KubeClient.create(target.kc, `leader-run/${version} (status)`);
+  const lock = new KubeLeaseLock(client, namespace, o.lockName);
+  /** What an error means for the user, and the status it ends in (undefined: may pass). */
+  const explain = (e: unknown): { message: string; status: number | undefined } => {
+    if (!(e instanceof ApiError)) return { message: `internal error: ${e instanceof Error ? e.message : String(e)}`, status: ExitStatus.software };
+    if (e.kind === 'unauthorized') return { message: `${e.message}; check the credentials in ${target.source}`, status: ExitStatus.noperm };
+    if (e.kind === 'forbidden') return { message: `${e.message}; leader-run status needs get on leases (coordination.k8s.io) in namespace ${namespace}`, status: ExitStatus.noperm };
+    if (e.kind === 'tls') return { message: e.message, status: ExitStatus.config };
+    if (e.kind === 'unavailable') return { message: `API server unreachable: ${e.message}`, status: undefined };
+    return { message: e.message, status: ExitStatus.software };
+  };
+
+  try {
+    if (!o.watch) {
+      let snap;
+      try {
+        snap = await lock.get(AbortSignal.timeout(READ_DEADLINE_MS));
+      } catch (e) {
+        const x = explain(e);
+        return fail(io, x.message, x.status ?? ExitStatus.unavailable);
+      }
+      if (!snap) return fail(io, `Lease ${lease} does not exist: nobody has campaigned for it yet, or --lock-name / --lock-namespace is wrong`, NO_SUCH_LEASE);
+      const v = leaseView(lease, snap, Date.now());
+      io.out(o.output === 'json' ? `${JSON.stringify(v, null, 2)}\n` : `${formatTable([COLUMNS, tableRow(v)], []).join('\n')}\n`);
+      return ExitStatus.ok;
+    }
+    return await watch(io, o.output, lease, (signal) => lock.get(signal), explain);
+  } finally {
+    client.close();
+  }
+}
+
+/** Polls once a second; prints a line whenever the leadership picture changes. Ends with 0 on
+ *  SIGINT/SIGTERM; with the error's status if the first read fails or a later error will not pass. */
+async function watch(
+  io: StatusIO,
+  output: string,
+  lease: string,
+  read: (signal: AbortSignal) => Promise<Parameters<typeof leaseView>[1]>,
+  explain: (e: unknown) => { message: string; status: number | undefined },
+): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  // A reader that went away (`| head -2`) ends the watch like Ctrl-C does.
+  process.stdout.on('error', onSignal);
+  const widths: number[] = [];
+  let last = '';
+  let lastError = '';
+  let seen = false;
+  try {
+    while (!stop.signal.aborted) {
+      const t0 = Date.now();
+      try {
+        const snap = await read(AbortSignal.any([stop.signal, AbortSignal.timeout(READ_DEADLINE_MS)]));
+        seen = true;
+        lastError = '';
+        const v = leaseView(lease, snap, Date.now());
+        if (changeKey(v) !== last) {
+          last = changeKey(v);
+          io.out(render(v, output, widths));
+        }
+      } catch (e) {
+        if (stop.signal.aborted) break;
+        const x = explain(e);
+        if (x.status !== undefined || !seen) return fail(io, x.message, x.status ?? ExitStatus.unavailable);
+        // Passing trouble (the API server restarting): say so once, keep watching.
+        if (x.message !== lastError) io.err(`leader-run status: ${x.message}; still watching\n`);
+        lastError = x.message;
+      }
+      await sleep(Math.max(0, WATCH_EVERY_MS - (Date.now() - t0)), undefined, { signal: stop.signal }).catch(() => {});
+    }
+    return ExitStatus.ok;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.stdout.off('error', onSignal);
+  }
+}
+
+function render(v: LeaseView, output: string, widths: number[]): string {
+  if (output === 'json') return `${JSON.stringify(v)}\n`;
+  const time = new Date(v.observedAt).toTimeString().slice(0, 8);
+  const rows = widths.length === 0 ? [['TIME', ...COLUMNS], [time, ...tableRow(v)]] : [[time, ...tableRow(v)]];
+  return `${formatTable(rows, widths).join('\n')}\n`;
+}
+
+function usage(io: StatusIO, message: string): number {
+  return fail(io, message, ExitStatus.usage);
+}
+
+function fail(io: StatusIO, message: string, code: number): number {
+  io.err(`leader-run status: ${message}\n`);
+  return code;
+}

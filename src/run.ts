@@ -63,6 +63,7 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   let stopSignal: NodeJS.Signals | null = null;
   const startedAt = Date.now();
   let lastError = '';
+  let deniedSince: number | null = null; // monotonic start of a run of 401/403 after a success
 
   const elector = new Elector({ identity: cfg.identity, timing: cfg.timing }, lock, systemClock, {
     newLeader: (holder) => log.info(`new leader elected: ${holder}`, { event: 'new-leader', holder }),
@@ -87,6 +88,15 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   obs.attach({ observed: () => elector.observed, stopping: () => ending });
 
   async function startChild(term: Term, anchor: Parameters<Child['anchor']>[0]): Promise<void> {
+    if (term.holdMs > 0) {
+      // We hold the Lease (renewing it) but the work waits: see Term.holdMs.
+      log.info(`the Lease object is new: holding it ${fmt(term.holdMs)} before starting the child, in case a leader of a deleted Lease has not noticed yet`, {
+        event: 'new-lease-hold',
+      });
+      await new Promise((r) => setTimeout(r, Math.max(0, anchor.mono + term.holdMs - systemClock.now().mono)));
+      if (ending || !elector.leading) return;
+      anchor = elector.anchor ?? anchor; // renewed meanwhile: the watchdog gets the newest anchor
+    }
     if (routing) {
       // Traffic first, then the work: the child starts only once the Service selects this Pod.
       const failed = await routing.routeHere(log, () => elector.leading && !ending);
@@ -160,6 +170,18 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
       return;
     }
     if (ending) return;
+    const read = /^(get|watch) /.test(e.what ?? '');
+    if ((e.kind === 'unauthorized' || e.kind === 'forbidden') && read && elector.lastAnswerAt > Number.NEGATIVE_INFINITY) {
+      // A read that was permitted before: an apiserver that is restarting denies for a moment
+      // (its authorizer is not ready). Give it the start-up window before giving up. A write
+      // we have never been allowed to make is fatal at once.
+      const now = systemClock.now().mono;
+      if (deniedSince === null || elector.lastAnswerAt > deniedSince) deniedSince = now;
+      if (now - deniedSince < cfg.startupTimeoutMs) {
+        log.warn(`${e.message}; retrying (it was permitted before)`, { event: 'api-error' });
+        return;
+      }
+    }
     if (e.kind === 'unauthorized') {
       // 401 is about who we are, not what we may do: RBAC advice would mislead. Without a
       // status, no request was sent: getting the credentials (e.g. an exec plugin) failed.

@@ -35,7 +35,9 @@ let timer: NodeJS.Timeout | null = null;
 let parentGone = false;
 
 function send(m: FromWatchdog): void {
-  if (process.connected) process.send?.(m);
+  // The channel can close between the check and the write (leader-run died): that is
+  // handled by 'disconnect', not an error worth a stack trace on the child's stderr.
+  if (process.connected) process.send?.(m, undefined, undefined, () => {});
 }
 
 function onMessage(m: ToWatchdog): void {
@@ -158,4 +160,6 @@ for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
     fence('parent-gone');
   });
 }
+// leader-run may have died before these handlers existed: then no 'disconnect' will come.
+if (!process.connected) process.exit(0);
 send({ t: 'ready' });

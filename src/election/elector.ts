@@ -30,7 +30,7 @@ import {
   type LeaseSnapshot,
   type LeaseSpec,
 } from '../lease/record.ts';
-import { elapsedMs, expiryAfterMs, followerRetryMs, recordDurationSeconds, renewAttemptMs, type Instant, type Timing } from './timing.ts';
+import { elapsedMs, expiryAfterMs, followerRetryMs, newObjectHoldMs, recordDurationSeconds, renewAttemptMs, type Instant, type Timing } from './timing.ts';
 
 export interface Clock {
   now(): Instant;
@@ -59,6 +59,10 @@ export interface Term {
   readonly uid: string;
   /** leaseTransitions of this term: larger than any earlier term's on the same Lease object. */
   readonly fencingToken: number;
+  /** How long after the anchor the work may start: a Lease object we created, or one that
+   *  replaced an object we saw, may have been deleted under a leader that has not yet
+   *  noticed (see newObjectHoldMs); 0 otherwise. */
+  readonly holdMs: number;
 }
 
 export type LossReason = 'renew-deadline' | 'holder-changed' | 'deleted' | 'recreated' | 'modified';
@@ -103,6 +107,9 @@ export class Elector {
   #observed: LeaseSnapshot | null = null;
   #lastHolder = '';
   #reachedServer = false;
+  /** Uids of the Lease objects observed so far, and when a request last had a 2xx answer. */
+  #uids = new Set<string>();
+  #lastAnswer = Number.NEGATIVE_INFINITY;
 
   /** Leader: the snapshot we last wrote (or adopted), the anchor of its write, our term. */
   #current: LeaseSnapshot | null = null;
@@ -111,6 +118,8 @@ export class Elector {
   #lossReason: LossReason | null = null;
   /** Writes sent whose outcome we do not know (no answer before the deadline), by renewTime. */
   #pending = new Map<string, Instant>();
+  /** The renewTime of a create we sent whose answer we missed, if any. */
+  #pendingCreate: string | null = null;
 
   /** The follower's watch on the Lease, while it runs; the snapshot its last event brought. */
   #watch: AbortController | null = null;
@@ -146,6 +155,10 @@ export class Elector {
   }
   get lossReason(): LossReason | null {
     return this.#lossReason;
+  }
+  /** Monotonic time of the last successful answer (a read, a watch event, a write). */
+  get lastAnswerAt(): number {
+    return this.#lastAnswer;
   }
   /** Whether any request has had an answer from the API server. */
   get reachedServer(): boolean {
@@ -313,7 +326,7 @@ export class Elector {
       // an earlier incarnation or a collision, and waits to expire like anyone else's.
       const sent = this.#pending.get(snap.spec.renewTime ?? '');
       if (sent && elapsedMs(sent, now) < t.renewDeadlineMs) {
-        this.#lead(snap, sent);
+        this.#lead(snap, sent, snap.spec.renewTime === this.#pendingCreate || this.#replacedAnother(snap));
         return 0;
       }
     }
@@ -324,10 +337,12 @@ export class Elector {
     }
     const spec = acquireSpec(snap, this.#cfg.identity, recordDurationSeconds(t), now.wall);
     this.#pending.set(spec.renewTime ?? '', now);
+    if (!snap) this.#pendingCreate = spec.renewTime ?? null;
     try {
       const won = await this.#call((s) => (snap ? this.#lock.update(snap, spec, s) : this.#lock.create(spec, s)), followerDeadlineMs(t));
+      const fresh = !snap || this.#replacedAnother(won);
       this.#observe(won);
-      if (this.#state === 'following' || this.#state === 'stopped') this.#lead(won, now);
+      if (this.#state === 'following' || this.#state === 'stopped') this.#lead(won, now, fresh);
       return 0;
     } catch (e) {
       if (e instanceof ApiError && e.kind === 'conflict') return 0; // someone else was first: look again now
@@ -336,9 +351,18 @@ export class Elector {
     }
   }
 
+  /** Whether `snap` is a Lease object other than one observed before (so the earlier one was
+   *  deleted, perhaps under a leader that has not noticed yet). */
+  #replacedAnother(snap: LeaseSnapshot): boolean {
+    for (const uid of this.#uids) if (uid !== snap.uid) return true;
+    return false;
+  }
+
   #observe(snap: LeaseSnapshot | null): void {
     this.#reachedServer = true;
+    this.#lastAnswer = this.#clock.now().mono;
     const key = observationKey(snap);
+    if (snap) this.#uids.add(snap.uid);
     if (key !== this.#observedKey) {
       this.#observedKey = key;
       this.#observedAt = this.#clock.now().mono;
@@ -351,7 +375,7 @@ export class Elector {
 
   // ---- leading ---------------------------------------------------------------------
 
-  #lead(snap: LeaseSnapshot, anchor: Instant): void {
+  #lead(snap: LeaseSnapshot, anchor: Instant, newObject: boolean): void {
     // An answer that came too late leaves no lease worth starting on: let it expire.
     if (elapsedMs(anchor, this.#clock.now()) >= this.#cfg.timing.renewDeadlineMs) return;
     this.#state = 'leading';
@@ -359,7 +383,13 @@ export class Elector {
     this.#current = snap;
     this.#anchor = anchor;
     this.#pending.clear();
-    this.#term = { identity: this.#cfg.identity, uid: snap.uid, fencingToken: transitionsOf(snap) };
+    this.#pendingCreate = null;
+    this.#term = {
+      identity: this.#cfg.identity,
+      uid: snap.uid,
+      fencingToken: transitionsOf(snap),
+      holdMs: newObject ? newObjectHoldMs(this.#cfg.timing) : 0,
+    };
     this.#guard();
     if (this.#state === 'leading') this.#events.startedLeading?.(this.#term, anchor);
   }

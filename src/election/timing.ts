@@ -63,6 +63,14 @@ export function renewAttemptMs(t: Timing, leftMs: number): number {
   return Math.min(leftMs, Math.max(t.retryPeriodMs, t.renewDeadlineMs / 3));
 }
 
+/** How long a new holder of a Lease *object* it had to create (or that replaced one it had
+ *  seen) holds it before its child may start. The object may have been deleted under a
+ *  leader that has not noticed yet; that leader's child is gone by its t_send + D, and its
+ *  last write came before the deletion, so before our create: D after our create is later. */
+export function newObjectHoldMs(t: Timing): number {
+  return t.leaseDurationMs;
+}
+
 /** The record's leaseDurationSeconds: rounded up, so that others never wait less than D. */
 export function recordDurationSeconds(t: Timing): number {
   return Math.ceil(t.leaseDurationMs / 1000);

@@ -153,7 +153,7 @@ function statusError(status: number, body: string, what: string): ApiError {
   } catch {
     message = body.slice(0, 200);
   }
-  return new ApiError(kindOfStatus(status), `${what}: HTTP ${status}${message ? `: ${message}` : ''}`, status);
+  return new ApiError(kindOfStatus(status), `${what}: HTTP ${status}${message ? `: ${message}` : ''}`, status, { what });
 }
 
 function messageOf(e: unknown): string {

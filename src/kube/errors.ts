@@ -29,11 +29,14 @@ export type ApiErrorKind =
 export class ApiError extends Error {
   readonly kind: ApiErrorKind;
   readonly status: number | undefined;
-  constructor(kind: ApiErrorKind, message: string, status?: number, options?: { cause?: unknown }) {
+  /** The call that failed, e.g. "get Lease default/x", when known. */
+  readonly what: string | undefined;
+  constructor(kind: ApiErrorKind, message: string, status?: number, options?: { cause?: unknown; what?: string }) {
     super(message, options);
     this.name = 'ApiError';
     this.kind = kind;
     this.status = status;
+    this.what = options?.what;
   }
 }
 

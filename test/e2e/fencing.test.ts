@@ -207,6 +207,27 @@ describe('fencing', () => {
     assert.ok(lastSign(ledger, child!.pid) <= lastRenew + FAST_D_MS, 'the child was gone before the lease could expire');
   });
 
+  it('after the Lease is deleted under a leader, the next holder starts only once the old child is gone', async () => {
+    const info = await sharedCluster();
+    const name = uniqueName('deleted');
+    const ledger = path.join(tempDir(), 'ledger');
+    const a = start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a', ...FAST, ...workerCmd(ledger, '--ignore-term', '--grandchildren', '2')]);
+    const [old] = await started(ledger, 1);
+    const b = start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'b', ...FAST, ...workerCmd(ledger)]);
+    await b.waitFor('new-leader');
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal((await apiRequest(target(info, 'admin'), 'DELETE', leasePath(name))).status, 200);
+    assert.equal(await a.exitCode(), 75);
+    const hold = await b.waitFor('new-lease-hold');
+    assert.ok(hold, 'b holds the new Lease object before starting its child');
+    const [, next] = await started(ledger, 2);
+    for (const pid of [old!.pid, ...((old!['grandchildren'] as number[]) ?? [])]) assert.ok(!alive(pid));
+    assert.ok(next!.wall > lastSign(ledger, old!.pid), "b's child started after a's was gone");
+    assert.deepEqual(overlaps(readLedger(ledger)), []);
+    b.signal('SIGTERM');
+    await b.exitCode();
+  });
+
   it('forwards SIGHUP, SIGUSR1 and SIGUSR2 to the child', async () => {
     const info = await sharedCluster();
     const ledger = path.join(tempDir(), 'ledger');

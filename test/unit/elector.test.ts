@@ -331,3 +331,48 @@ describe('release races', () => {
     assert.equal(store.obj?.spec.holderIdentity, '');
   });
 });
+
+describe('a Lease object new to the holder', () => {
+  it('holds a Lease it had to create for D before the work may start', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    assert.equal(a.started[0]?.term.holdMs, timing.leaseDurationMs);
+  });
+
+  it('does not hold an existing Lease it takes over', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 3 }, 'go');
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    assert.equal(a.started[0]?.term.holdMs, 0);
+  });
+
+  it('when the Lease is deleted under its leader, the next holder starts work only after the old leader has fenced', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    const b = candidate(store, clock, 'b');
+    await clock.advance(3_000);
+    store.delete(); // an admin's kubectl delete lease
+    await clock.advance(10_000);
+    const bStart = b.started[0];
+    assert.ok(bStart, 'b took the new Lease object');
+    assert.equal(bStart.term.holdMs, timing.leaseDurationMs);
+    const aLost = a.lost[0];
+    assert.ok(aLost?.reason === 'deleted' || aLost?.reason === 'recreated', String(aLost?.reason));
+    // a fences within G of noticing; b's work may start only at its anchor + D.
+    assert.ok((aLost?.at ?? Infinity) + timing.fenceGraceMs < bStart.anchor.mono + bStart.term.holdMs);
+  });
+
+  it('holds a replacement object created free by someone else after one it saw', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: 'x', leaseDurationSeconds: 15, leaseTransitions: 0 }, 'x');
+    const a = candidate(store, clock, 'a');
+    await clock.advance(1_000);
+    store.delete();
+    store.create({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 0 }, 'admin');
+    await clock.advance(1_000);
+    assert.equal(a.started[0]?.term.holdMs, timing.leaseDurationMs);
+  });
+});

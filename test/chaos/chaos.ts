@@ -1,0 +1,779 @@
+/**
+ * The chaos run: N leader-run candidates on one Lease of a private cluster, each behind its
+ * own FaultProxy, each running the ledger worker while it leads. Every round waits for one
+ * leader with a running child, injects one fault drawn from a seeded stream, and waits for
+ * the next leader's child to start (or for the leader to ride the fault out). Candidates
+ * that exit are restarted, as a supervisor would. At the end everything is stopped
+ * gracefully and the run checks what must be true afterwards: no process of ours left, the
+ * Lease free. Safety itself is read from the ledger: no two children's lives may intersect.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { apiRequest, FaultProxy, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
+import type { Cluster, ClusterInfo } from '../support/cluster.ts';
+import { BIN, FAST, LeaderRun, workerCmd } from '../support/leader-run.ts';
+import { LedgerTail, type Life, type Overlap } from './ledger.ts';
+import { LeaseWatch, formatLeaseEvent } from './lease-watch.ts';
+import { childrenOf, cmdline, monoNow, parentOf, procStart, stillAlive } from './procs.ts';
+import { Rng } from './rng.ts';
+
+// FAST is D=4s R=2s P=500ms G=500ms; the chaos reasons with the same numbers.
+const D_MS = 4000;
+const R_MS = 2000;
+const G_MS = 500;
+/** Voluntary stops (SIGTERM of a leader) must not wait the 30 s default on a grandchild
+ *  that ignores SIGTERM. */
+const SHUTDOWN_GRACE = '1s';
+const LEASE = 'chaos';
+const NAMESPACE = 'default';
+/** The worker beats every 20 ms; a child silent for longer than this is not running. */
+const RUNNING_WITHIN_MS = 250;
+const POLL_MS = 20;
+/** How long the leader has to be seen leading again after a fault healed for the round to
+ *  count as ridden out: past its renew deadline and fence grace, with a margin. */
+const SURVIVE_AFTER_MS = R_MS + G_MS + 1000;
+const STUCK_AFTER_MS = 60_000;
+const STEADY_TIMEOUT_MS = 90_000;
+
+export const FAULT_KINDS = [
+  'sigterm',
+  'sigkill',
+  'sigstop',
+  'blackhole',
+  'reset',
+  'apiserver-freeze',
+  'apiserver-kill',
+  'lease-delete',
+  'lease-overwrite',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface ChaosOptions {
+  rounds: number;
+  seed: string;
+  candidates?: number;
+  /** Progress and findings, one line at a time. */
+  out?: (line: string) => void;
+  signal?: AbortSignal;
+  /** Keep the work dir (ledger, logs) even when the run is clean. */
+  keep?: boolean;
+  /** The fault kinds to draw from (default: all). */
+  kinds?: readonly FaultKind[];
+}
+
+export interface RoundResult {
+  round: number;
+  kind: FaultKind;
+  detail: string;
+  leader: string;
+  outcome: 'takeover' | 'survived' | 'stuck';
+  /** From injection to the next child's start line. */
+  takeoverMs?: number;
+  next?: string;
+  t0: number;
+  end: number;
+}
+
+export interface FoundOverlap {
+  a: string;
+  b: string;
+  aPid: number;
+  bPid: number;
+  ms: number;
+  round: number | undefined;
+  kind: FaultKind | undefined;
+  evidence: string | undefined;
+}
+
+export interface ChaosResult {
+  seed: string;
+  requested: number;
+  results: RoundResult[];
+  overlaps: FoundOverlap[];
+  overlapMs: number;
+  /** Processes of ours alive when they must not be, each described. */
+  leftovers: string[];
+  /** Older trees' processes alive when a newer child had started. */
+  strays: string[];
+  leaseHeld: string | undefined;
+  exits: Record<string, number>;
+  /** Exits other than 75 (lost), 143 (our SIGTERM) or by a signal we sent, by status. */
+  unexpectedExits: Record<string, string[]>;
+  notes: string[];
+  interrupted: boolean;
+  failed: string | undefined;
+  wallMs: number;
+  dir: string;
+  kept: boolean;
+}
+
+class Interrupted extends Error {
+  override name = 'Interrupted';
+}
+
+interface Incarnation {
+  slot: Slot;
+  gen: number;
+  name: string;
+  lr: LeaderRun;
+  log: string;
+  watchdog: { pid: number; start: string | undefined } | undefined;
+  exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** Signals we sent it, so an exit by our SIGKILL is expected. */
+  sent: Set<string>;
+}
+
+interface Slot {
+  index: number;
+  id: string;
+  proxy: FaultProxy;
+  kubeconfig: string;
+  workerFlags: string[];
+  gen: number;
+  current: Incarnation | undefined;
+  restart: NodeJS.Timeout | undefined;
+}
+
+/** Per slot, a child that is a little harder to stop than the plain worker. */
+function workerFlagsFor(index: number): string[] {
+  switch (index % 3) {
+    case 1:
+      return ['--grandchildren', '2']; // grandchildren ignore SIGTERM: only SIGKILL ends them
+    case 2:
+      return ['--term-delay', '300']; // a graceful shutdown that takes a while
+    default:
+      return [];
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+function microTime(wallMs: number): string {
+  return new Date(wallMs).toISOString().replace('Z', '000Z');
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
+  const out = opts.out ?? ((line: string) => console.log(line));
+  const nCand = opts.candidates ?? 3;
+  const kinds = opts.kinds && opts.kinds.length > 0 ? opts.kinds : FAULT_KINDS;
+  const faults = new Rng(opts.seed, 'faults');
+  const misc = new Rng(opts.seed, 'misc');
+  const wall0 = Date.now();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-chaos-'));
+  fs.mkdirSync(path.join(dir, 'logs'));
+  const eventsFile = path.join(dir, 'events.log');
+  // Every process we start carries this in its environment, so whatever is left of them at
+  // the end can be found, whoever its parent is by then.
+  const marker = `LEADER_RUN_CHAOS=${dir}`;
+
+  const res: ChaosResult = {
+    seed: opts.seed,
+    requested: opts.rounds,
+    results: [],
+    overlaps: [],
+    overlapMs: 0,
+    leftovers: [],
+    strays: [],
+    leaseHeld: undefined,
+    exits: {},
+    unexpectedExits: {},
+    notes: [],
+    interrupted: false,
+    failed: undefined,
+    wallMs: 0,
+    dir,
+    kept: false,
+  };
+
+  const event = (msg: string): void => {
+    fs.appendFileSync(eventsFile, `${monoNow().toFixed(1)} ${new Date().toISOString()} ${msg}\n`);
+  };
+  const checkAbort = (): void => {
+    if (opts.signal?.aborted) throw new Interrupted('interrupted');
+  };
+
+  let cluster: Cluster | undefined;
+  let info: ClusterInfo | undefined;
+  let watch: LeaseWatch | undefined;
+  let tail: LedgerTail | undefined;
+  const slots: Slot[] = [];
+  const incarnations: Incarnation[] = [];
+  let stopping = false;
+  let apiserverUp = true;
+  let apiserverFrozen = false;
+  const distDir = path.join(path.dirname(BIN), '..', 'dist');
+  const builtAt = newestMtime(distDir);
+  let rebuilt = false;
+  /** The CLI runs dist/: a rebuild during the run mixes two versions of the product. */
+  function checkBuild(round: number): void {
+    const now = newestMtime(distDir);
+    if (rebuilt || now === undefined || now === builtAt) return;
+    rebuilt = true;
+    const note = `dist/ was rebuilt during the run (noticed before round ${round}): later candidates run the new build`;
+    res.notes.push(note);
+    out(`NOTE ${note}`);
+    event(`NOTE ${note}`);
+  }
+
+  // ---- candidates ------------------------------------------------------------------
+
+  function spawn(slot: Slot): void {
+    slot.restart = undefined;
+    if (stopping || !tail) return;
+    slot.gen++;
+    const name = `c${slot.index}.${slot.gen}`;
+    const log = path.join(dir, 'logs', `${name}.log`);
+    const lr = new LeaderRun(
+      [
+        '-v',
+        '--kubeconfig', slot.kubeconfig,
+        '--lock-name', LEASE,
+        '--lock-namespace', NAMESPACE,
+        // Stable per slot, like a Pod name: a restarted candidate finds the Lease naming an
+        // identity it did not write in this process, which it must treat as foreign.
+        '--id', slot.id,
+        ...FAST,
+        '--shutdown-grace', SHUTDOWN_GRACE,
+        ...workerCmd(tail.file, '--name', name, ...slot.workerFlags),
+      ],
+      { env: { LEADER_RUN_CHAOS: dir } },
+    );
+    const inc: Incarnation = { slot, gen: slot.gen, name, lr, log, watchdog: undefined, exit: undefined, sent: new Set() };
+    slot.current = inc;
+    incarnations.push(inc);
+    lr.proc.stderr?.on('data', (s: string) => fs.appendFileSync(log, s));
+    event(`spawned ${name} pid ${lr.pid}`);
+    lr.waitFor('campaigning', 60_000).then(
+      () => {
+        // The watchdog is forked before leader-run says it is campaigning.
+        const wd = childrenOf(lr.pid).find((p) => /watchdog\.[jt]s/.test(cmdline(p)));
+        if (wd) inc.watchdog = { pid: wd, start: procStart(wd) };
+      },
+      () => {},
+    );
+    void lr.exited.then((e) => {
+      inc.exit = e;
+      const key = e.code !== null ? String(e.code) : String(e.signal);
+      res.exits[key] = (res.exits[key] ?? 0) + 1;
+      // On an interruption the spawn guards SIGKILL every candidate: nothing to report.
+      const expected = e.code === 75 || e.code === 143 || (e.signal !== null && inc.sent.has(e.signal)) || !!opts.signal?.aborted;
+      if (!expected) {
+        const last = lr.stderrLines.slice(-3).join('\n      ');
+        (res.unexpectedExits[key] ??= []).push(`${name} (pid ${lr.pid}), log ${log}:\n      ${last}`);
+      }
+      event(`exited ${name} pid ${lr.pid}: ${key}`);
+      if (slot.current === inc && !stopping) {
+        // A supervisor's restart delay, varied so restarts do not line up with the rounds.
+        slot.restart = setTimeout(() => spawn(slot), Math.round(misc.between(100, 400)));
+      }
+    });
+  }
+
+  function signal(inc: Incarnation, sig: NodeJS.Signals): void {
+    inc.sent.add(sig);
+    event(`${sig} -> ${inc.name} pid ${inc.lr.pid}`);
+    if (!inc.exit) inc.lr.signal(sig);
+  }
+
+  // ---- observing -------------------------------------------------------------------
+
+  async function tick(): Promise<void> {
+    checkAbort();
+    await sleep(POLL_MS);
+    checkAbort();
+    tail!.poll();
+  }
+
+  interface Steady {
+    inc: Incarnation;
+    life: Life;
+  }
+
+  /** One child running, its leader-run alive and saying so, every slot campaigning. */
+  function steadyNow(): Steady | undefined {
+    const now = monoNow();
+    const running = tail!.running(now, RUNNING_WITHIN_MS);
+    if (running.length !== 1) return undefined;
+    const life = running[0]!;
+    if (!life.started || now - life.from < 100) return undefined;
+    const m = /^c(\d+)\.(\d+)$/.exec(life.name);
+    const slot = m ? slots[Number(m[1])] : undefined;
+    const inc = slot?.current;
+    if (!inc || inc.gen !== Number(m![2]) || inc.exit || !inc.lr.has('child-started') || inc.lr.has('stopped-leading')) return undefined;
+    for (const s of slots) if (!s.current || s.current.exit || !s.current.lr.has('campaigning')) return undefined;
+    return { inc, life };
+  }
+
+  async function steady(timeoutMs: number, why: string): Promise<Steady> {
+    const end = monoNow() + timeoutMs;
+    for (;;) {
+      const s = steadyNow();
+      if (s) return s;
+      if (monoNow() > end) throw new Error(`no steady leader within ${timeoutMs / 1000}s ${why}`);
+      await tick();
+    }
+  }
+
+  const strayPids = new Set<number>();
+  /** Older trees' processes alive once a newer child has started. */
+  function checkStrays(fresh: Life, round: number): void {
+    for (const life of tail!.lives.values()) {
+      if (life === fresh || life.gone || life.from > fresh.from) continue;
+      let anyAlive = false;
+      for (const p of treeOf(life)) {
+        if (!stillAlive(p.pid, p.start)) continue;
+        anyAlive = true;
+        if (strayPids.has(p.pid)) continue;
+        strayPids.add(p.pid);
+        const msg = `round ${round}: ${p.what} ${p.pid} of ${life.name} alive after ${fresh.name} started`;
+        res.strays.push(msg);
+        out(`STRAY ${msg}`);
+        event(`STRAY ${msg}`);
+      }
+      if (!anyAlive) life.gone = true;
+    }
+  }
+
+  /** Overlaps found so far, by pair: re-measured on every check, since a child that was
+   *  still running at the first sighting has since left more signs of life. */
+  const found = new Map<string, { o: Overlap; f: FoundOverlap }>();
+
+  /** Finds overlaps, attributes new ones to their round (the later child's start is the
+   *  takeover that went wrong) and writes their evidence. Called once the children of a
+   *  round are settled: when the next round is steady, and at the end. */
+  function checkOverlaps(): void {
+    for (const o of tail!.overlaps()) {
+      const key = `${o.a.pid}/${o.a.name}+${o.b.pid}/${o.b.name}`;
+      const seen = found.get(key);
+      if (seen) {
+        seen.f.ms = o.ms;
+        continue;
+      }
+      const r = res.results.find((x) => o.at >= x.t0 && o.at <= (x.end || Infinity)) ?? res.results.at(-1);
+      const evidence = writeEvidence(o, r);
+      const f: FoundOverlap = { a: o.a.name, b: o.b.name, aPid: o.a.pid, bPid: o.b.pid, ms: o.ms, round: r?.round, kind: r?.kind, evidence };
+      found.set(key, { o, f });
+      res.overlaps.push(f);
+      const line =
+        `OVERLAP ${o.ms.toFixed(1)}ms: ${o.a.name} (pid ${o.a.pid}) last seen ${o.a.to.toFixed(1)}, ` +
+        `${o.b.name} (pid ${o.b.pid}) started ${o.b.from.toFixed(1)}` +
+        (r ? ` — round ${r.round} ${r.kind}${r.detail ? ` ${r.detail}` : ''}, injected at ${r.t0.toFixed(1)}` : '') +
+        `; evidence ${evidence}`;
+      out(line);
+      event(line);
+    }
+    res.overlapMs = res.overlaps.reduce((sum, f) => sum + f.ms, 0);
+  }
+
+  function writeEvidence(o: Overlap, r: RoundResult | undefined): string {
+    const file = path.join(dir, `overlap-${o.a.pid}-${o.b.pid}.txt`);
+    const from = Math.max(o.a.from, r?.t0 ?? o.a.from) - 3000;
+    const to = Math.max(o.a.to, o.b.to) + 1000;
+    const lines: string[] = [];
+    lines.push(`overlap of ${o.ms.toFixed(1)} ms between ${o.a.name} (pid ${o.a.pid}) and ${o.b.name} (pid ${o.b.pid})`);
+    if (r) lines.push(`round ${r.round}: ${r.kind} ${r.detail}; leader ${r.leader}; injected at mono ${r.t0.toFixed(1)}; outcome ${r.outcome}`);
+    lines.push('', '--- chaos events ---');
+    for (const l of readLines(eventsFile)) {
+      const mono = Number(l.slice(0, l.indexOf(' ')));
+      if (mono >= from && mono <= to) lines.push(l);
+    }
+    lines.push('', '--- lease versions (admin watch) ---');
+    for (const e of watch?.between(from, to) ?? []) lines.push(formatLeaseEvent(e));
+    for (const life of [o.a, o.b]) {
+      lines.push('', `--- ledger of ${life.name} (pid ${life.pid}) ---`);
+      for (const l of tail!.evidence(life)) lines.push(JSON.stringify(l));
+    }
+    const wallFrom = Date.now() - (monoNow() - from);
+    const wallTo = Date.now() - (monoNow() - to);
+    for (const inc of incarnations) {
+      const recs = inc.lr.records.filter((x) => {
+        const t = Date.parse(x.time);
+        return t >= wallFrom && t <= wallTo;
+      });
+      if (recs.length === 0) continue;
+      lines.push('', `--- log of ${inc.name} (leader-run pid ${inc.lr.pid}, full log ${inc.log}) ---`);
+      for (const x of recs) lines.push(JSON.stringify(x));
+    }
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+    return file;
+  }
+
+  // ---- faults ----------------------------------------------------------------------
+
+  interface Drawn {
+    kind: FaultKind;
+    dwellMs: number;
+    pauseMs: number;
+    detail: string;
+    holder: (leader: Slot) => string;
+  }
+
+  let bag: FaultKind[] = [];
+  /** Every kind once per len(kinds) rounds, in a seeded order; the parameters are all
+   *  drawn every round, so the sequence depends on the seed alone. */
+  function draw(): Drawn {
+    if (bag.length === 0) bag = faults.shuffle(kinds);
+    const kind = bag.shift()!;
+    const dwellMs = Math.round(faults.between(200, 1200)); // over two retry periods: faults land at every phase of the renewals
+    const bucket = faults.next();
+    const r = faults.next();
+    const other = faults.next();
+    // Pauses: within the renew deadline, between it and the lease duration, beyond it.
+    let pauseMs =
+      bucket < 0.35 ? 200 + r * (R_MS - 400) : bucket < 0.65 ? R_MS + r * (D_MS - R_MS) : D_MS + r * 5000;
+    if (kind === 'reset' && bucket < 0.25) pauseMs = 0; // a one-off reset of every connection
+    if (kind === 'apiserver-kill') pauseMs = r * 2000; // down time before the restart begins
+    pauseMs = Math.round(pauseMs);
+    const holderOf = (leader: Slot): string => {
+      // Sometimes a made-up holder, sometimes another candidate's identity, which that
+      // candidate must treat as foreign.
+      if (other < 0.5 || slots.length < 2) return 'admin-override';
+      const others = slots.filter((s) => s !== leader);
+      return others[Math.floor(((other - 0.5) / 0.5) * others.length)]!.id;
+    };
+    const detail =
+      kind === 'sigstop' || kind === 'blackhole' || kind === 'reset' || kind === 'apiserver-freeze'
+        ? `for ${pauseMs}ms`
+        : kind === 'apiserver-kill'
+          ? `restart after ${pauseMs}ms`
+          : '';
+    return { kind, dwellMs, pauseMs, detail, holder: holderOf };
+  }
+
+  const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases/${LEASE}`;
+
+  /** Injects; returns the injection instant and a promise of the instant it was healed. */
+  async function inject(d: Drawn, leader: Incarnation): Promise<{ t0: number; healed: Promise<number>; detail: string }> {
+    const c = cluster!;
+    const healAfter = (ms: number, heal: () => void | Promise<void>): Promise<number> =>
+      sleep(ms).then(async () => {
+        await heal();
+        return monoNow();
+      });
+    let t0 = monoNow();
+    switch (d.kind) {
+      case 'sigterm':
+      case 'sigkill':
+        t0 = monoNow();
+        signal(leader, d.kind === 'sigterm' ? 'SIGTERM' : 'SIGKILL');
+        return { t0, healed: Promise.resolve(t0), detail: d.detail };
+      case 'sigstop':
+        t0 = monoNow();
+        signal(leader, 'SIGSTOP');
+        return { t0, healed: healAfter(d.pauseMs, () => signal(leader, 'SIGCONT')), detail: d.detail };
+      case 'blackhole':
+      case 'reset': {
+        const proxy = leader.slot.proxy;
+        t0 = monoNow();
+        proxy.setMode(d.kind);
+        event(`proxy of ${leader.slot.id} -> ${d.kind}`);
+        return {
+          t0,
+          healed: healAfter(d.pauseMs, () => {
+            proxy.setMode('pass');
+            event(`proxy of ${leader.slot.id} -> pass`);
+          }),
+          detail: d.detail,
+        };
+      }
+      case 'apiserver-freeze':
+        t0 = monoNow();
+        c.freezeApiserver();
+        apiserverFrozen = true;
+        event('apiserver SIGSTOP');
+        return {
+          t0,
+          healed: healAfter(d.pauseMs, () => {
+            c.thawApiserver();
+            apiserverFrozen = false;
+            event('apiserver SIGCONT');
+          }),
+          detail: d.detail,
+        };
+      case 'apiserver-kill': {
+        t0 = monoNow();
+        apiserverUp = false;
+        event('apiserver SIGKILL');
+        const healed = c.stopApiserver({ signal: 'SIGKILL' }).then(async () => {
+          await sleep(d.pauseMs);
+          const t = monoNow();
+          event('apiserver starting');
+          await c.startApiserver();
+          apiserverUp = true;
+          event(`apiserver ready after ${Math.round(monoNow() - t)}ms`);
+          return monoNow();
+        });
+        return { t0, healed, detail: d.detail };
+      }
+      case 'lease-delete': {
+        t0 = monoNow();
+        const r = await apiRequest(target(info!, 'admin'), 'DELETE', leasePath);
+        event(`admin DELETE lease: ${r.status}`);
+        if (r.status !== 200) res.notes.push(`admin DELETE answered ${r.status}: ${r.text.slice(0, 200)}`);
+        return { t0, healed: Promise.resolve(t0), detail: d.detail };
+      }
+      case 'lease-overwrite': {
+        const holder = d.holder(leader.slot);
+        for (let attempt = 1; ; attempt++) {
+          const got = await apiRequest(target(info!, 'admin'), 'GET', leasePath);
+          if (got.status !== 200) throw new Error(`admin GET lease: ${got.status} ${got.text.slice(0, 200)}`);
+          const lease = got.body as { spec: Record<string, unknown> };
+          const now = Date.now();
+          lease.spec = {
+            ...lease.spec,
+            holderIdentity: holder,
+            acquireTime: microTime(now),
+            renewTime: microTime(now),
+            leaseTransitions: Number(lease.spec['leaseTransitions'] ?? 0) + 1,
+          };
+          t0 = monoNow();
+          const put = await apiRequest(target(info!, 'admin'), 'PUT', leasePath, lease);
+          event(`admin PUT lease holder=${holder}: ${put.status}`);
+          if (put.status === 200) break;
+          if (put.status !== 409 || attempt >= 10) throw new Error(`admin PUT lease: ${put.status} ${put.text.slice(0, 200)}`);
+        }
+        return { t0, healed: Promise.resolve(t0), detail: `holder=${holder}` };
+      }
+    }
+  }
+
+  // ---- the run ---------------------------------------------------------------------
+
+  try {
+    cluster = await startCluster({ dir: path.join(dir, 'cluster') });
+    info = cluster.info;
+    checkAbort();
+    out(`chaos: seed ${opts.seed}, ${opts.rounds} rounds, ${nCand} candidates, private apiserver ${info.server}, work dir ${dir}`);
+    watch = new LeaseWatch(target(info, 'admin'), NAMESPACE, LEASE, path.join(dir, 'lease-events.log'));
+    tail = new LedgerTail(path.join(dir, 'ledger'));
+    for (let i = 0; i < nCand; i++) {
+      const proxy = await FaultProxy.start({ host: '127.0.0.1', port: info.apiserverPort });
+      const kubeconfig = writeKubeconfig(info, `chaos-c${i}`, { user: 'candidate', server: proxy.url });
+      slots.push({ index: i, id: `cand-${i}`, proxy, kubeconfig, workerFlags: workerFlagsFor(i), gen: 0, current: undefined, restart: undefined });
+    }
+    for (const s of slots) spawn(s);
+
+    for (let round = 1; round <= opts.rounds; round++) {
+      const d = draw();
+      let st = await steady(STEADY_TIMEOUT_MS, `before round ${round}`);
+      checkOverlaps();
+      checkBuild(round);
+      const dwellEnd = monoNow() + d.dwellMs;
+      while (monoNow() < dwellEnd) await tick();
+      // The leader should still be leading after the dwell; if it is not, say so.
+      const still = tail.running(monoNow(), RUNNING_WITHIN_MS);
+      if (!(still.length === 1 && still[0] === st.life && !st.inc.exit && !st.inc.lr.has('stopped-leading'))) {
+        const note = `round ${round}: ${st.life.name} stopped leading with no fault injected (running now: ${still.map((l) => l.name).join(', ') || 'none'})`;
+        res.notes.push(note);
+        out(`NOTE ${note}`);
+        event(`NOTE ${note}`);
+      }
+      // A follower may be restarting meanwhile (it exited on the previous fault): wait for it.
+      st = await steady(STEADY_TIMEOUT_MS, `before round ${round}`);
+      const leader = st.inc;
+      const old = st.life;
+      const startsBefore = tail.starts.length;
+      event(`round ${round}: ${d.kind} ${d.detail} on leader ${leader.name}`);
+      const inj = await inject(d, leader);
+      let healedAt: number | undefined;
+      let healError: unknown;
+      inj.healed.then(
+        (t) => (healedAt = t),
+        (e: unknown) => (healError = e),
+      );
+      const result: RoundResult = { round, kind: d.kind, detail: inj.detail, leader: leader.name, outcome: 'stuck', t0: inj.t0, end: 0 };
+      res.results.push(result);
+      for (;;) {
+        await tick();
+        if (healError) throw healError;
+        const fresh = tail.starts.slice(startsBefore).find((l) => l !== old);
+        if (fresh) {
+          result.outcome = 'takeover';
+          result.takeoverMs = fresh.from - inj.t0;
+          result.next = fresh.name;
+          checkStrays(fresh, round);
+          break;
+        }
+        const now = monoNow();
+        if (
+          healedAt !== undefined &&
+          now >= healedAt + SURVIVE_AFTER_MS &&
+          now - old.to <= RUNNING_WITHIN_MS &&
+          !old.stopped &&
+          !leader.exit &&
+          !leader.lr.has('stopped-leading')
+        ) {
+          result.outcome = 'survived';
+          break;
+        }
+        if (now > (healedAt ?? inj.t0 + 120_000) + STUCK_AFTER_MS) break;
+      }
+      // The fault heals on its own schedule, whatever happened meanwhile.
+      while (healedAt === undefined) {
+        await tick();
+        if (healError) throw healError;
+      }
+      result.end = monoNow();
+      const how =
+        result.outcome === 'takeover'
+          ? `takeover ${Math.round(result.takeoverMs!)}ms by ${result.next}`
+          : result.outcome === 'survived'
+            ? 'ridden out, same child'
+            : `STUCK: no new child ${Math.round((result.end - inj.t0) / 1000)}s after the fault`;
+      out(`round ${round}/${opts.rounds} ${d.kind}${inj.detail ? ` ${inj.detail}` : ''} on ${leader.name}: ${how}`);
+      event(`round ${round} done: ${how}`);
+      if (result.outcome === 'stuck') throw new Error(`round ${round} (${d.kind}) stuck: no leader's child started ${STUCK_AFTER_MS / 1000}s after the fault healed`);
+    }
+
+    // ---- the end: stop everything gracefully, then look for what is left ----
+    await steady(STEADY_TIMEOUT_MS, 'after the last round');
+    checkOverlaps();
+    await finish(true);
+  } catch (e) {
+    if (e instanceof Interrupted) res.interrupted = true;
+    else {
+      res.failed = e instanceof Error ? e.message : String(e);
+      out(`FAILED: ${res.failed}`);
+      event(`FAILED: ${res.failed}`);
+    }
+    await finish(false).catch((err: unknown) => out(`cleanup: ${(err as Error).message}`));
+  }
+
+  async function finish(graceful: boolean): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    for (const s of slots) clearTimeout(s.restart);
+    // Heal whatever a broken round left behind, so a graceful stop can work.
+    for (const s of slots) s.proxy.setMode('pass');
+    for (const inc of incarnations) if (!inc.exit) inc.lr.signal('SIGCONT');
+    if (apiserverFrozen && cluster) {
+      cluster.thawApiserver();
+      apiserverFrozen = false;
+    }
+    const live = incarnations.filter((inc) => !inc.exit);
+    if (graceful) {
+      event('stopping all candidates with SIGTERM');
+      for (const inc of live) signal(inc, 'SIGTERM');
+      for (const inc of live) {
+        const exited = await Promise.race([inc.lr.exited.then(() => true), sleep(30_000).then(() => false)]);
+        if (!exited) {
+          res.leftovers.push(`leader-run ${inc.name} (pid ${inc.lr.pid}) still running 30s after SIGTERM`);
+          signal(inc, 'SIGKILL');
+          await inc.lr.exited;
+        }
+      }
+      tail?.poll();
+      if (tail) checkOverlaps();
+      // Each leader-run confirmed its tree dead before exiting, and older trees died long
+      // ago: any worker or grandchild alive now is left over.
+      for (const life of tail?.lives.values() ?? []) {
+        for (const p of treeOf(life)) {
+          if (stillAlive(p.pid, p.start)) res.leftovers.push(`${p.what} ${p.pid} of ${life.name}: ${cmdline(p.pid).slice(0, 120)}`);
+        }
+      }
+    } else {
+      for (const inc of live) signal(inc, 'SIGKILL');
+      await Promise.all(live.map((inc) => Promise.race([inc.lr.exited, sleep(5000)])));
+    }
+    // Watchdogs exit right after their leader-run (or, orphaned, once the tree is dead):
+    // give them a moment, then whatever still carries our marker is left over.
+    const deadline = monoNow() + 2000;
+    let ours = markedProcesses(marker);
+    while (ours.length > 0 && monoNow() < deadline) {
+      await sleep(50);
+      ours = markedProcesses(marker);
+    }
+    if (graceful) {
+      const known = new Set(res.leftovers.map((l) => Number(/ (\d+)/.exec(l)?.[1])));
+      for (const p of ours) if (!known.has(p.pid)) res.leftovers.push(`${p.what} ${p.pid}: ${p.cmd.slice(0, 120)}`);
+      for (const inc of incarnations) {
+        if (inc.watchdog && stillAlive(inc.watchdog.pid, inc.watchdog.start) && !ours.some((p) => p.pid === inc.watchdog!.pid)) {
+          res.leftovers.push(`watchdog ${inc.watchdog.pid} of ${inc.name}`);
+        }
+      }
+    }
+    for (const p of ours) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {}
+    }
+    if (graceful && info && apiserverUp) {
+      const got = await apiRequest(target(info, 'admin'), 'GET', leasePath);
+      const holder = got.status === 200 ? ((got.body as { spec?: { holderIdentity?: string } }).spec?.holderIdentity ?? '') : '';
+      if (got.status !== 200 && got.status !== 404) res.notes.push(`final lease GET answered ${got.status}`);
+      if (holder) res.leaseHeld = holder;
+      event(`final lease holder ${JSON.stringify(holder)}`);
+    }
+    watch?.stop();
+    for (const s of slots) await s.proxy.close();
+    await cluster?.stop();
+    tail?.close();
+  }
+
+  res.wallMs = Date.now() - wall0;
+  // The evidence stays when something was found; an interrupted clean run leaves nothing.
+  const clean = !res.failed && res.overlaps.length === 0 && res.leftovers.length === 0 && res.strays.length === 0 && !res.leaseHeld;
+  res.kept = !clean || !!opts.keep;
+  if (!res.kept) fs.rmSync(dir, { recursive: true, force: true });
+  return res;
+}
+
+/** A child's processes that we could identify (a pid without a start time was gone before
+ *  we looked, and might since belong to someone else). */
+function treeOf(life: Life): Array<{ pid: number; start: string; what: string }> {
+  const all = [{ pid: life.pid, start: life.procStart, what: 'worker' }, ...life.grandchildren.map((g) => ({ ...g, what: 'grandchild' }))];
+  return all.filter((p): p is { pid: number; start: string; what: string } => p.start !== undefined);
+}
+
+/** The newest file time under dir; undefined while it cannot be read (a build swapping
+ *  dist/ in whole removes it for a moment). */
+function newestMtime(dir: string): number | undefined {
+  try {
+    let newest = 0;
+    for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+      if (e.isFile()) newest = Math.max(newest, fs.statSync(path.join(e.parentPath, e.name)).mtimeMs);
+    }
+    return newest;
+  } catch {
+    return undefined;
+  }
+}
+
+function readLines(file: string): string[] {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/** Live processes whose environment carries the marker, except the guards spawnGuarded puts
+ *  around each leader-run (they leave within a second of it, on their own). */
+function markedProcesses(marker: string): Array<{ pid: number; what: string; cmd: string }> {
+  const out: Array<{ pid: number; what: string; cmd: string }> = [];
+  for (const name of fs.readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    let env: string;
+    try {
+      env = fs.readFileSync(`/proc/${pid}/environ`, 'latin1');
+    } catch {
+      continue;
+    }
+    if (!env.split('\0').includes(marker) || !stillAlive(pid, undefined)) continue;
+    const cmd = cmdline(pid);
+    if (cmd.includes('leader-run-guard') || cmdline(parentOf(pid)).includes('leader-run-guard')) continue;
+    const what = /watchdog\.[jt]s/.test(cmd)
+      ? 'watchdog'
+      : cmd.includes('worker.ts')
+        ? 'worker'
+        : cmd.includes('leader-run.js')
+          ? 'leader-run'
+          : cmd.includes("process.on('SIGTERM'")
+            ? 'grandchild'
+            : 'process';
+    out.push({ pid, what, cmd });
+  }
+  return out;
+}

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { apiRequest, FaultProxy, sharedCluster, target, writeKubeconfig, type ClusterInfo } from '../support/cluster.ts';
+import { apiRequest, FaultProxy, leasePath, readLease, sharedCluster, target, writeKubeconfig, type ClusterInfo } from '../support/cluster.ts';
 import {
   FAST,
   FAST_D_MS,
@@ -22,13 +22,6 @@ import {
 
 const R_MS = 2000;
 const G_MS = 500;
-
-const leasePath = (name: string) => `/apis/coordination.k8s.io/v1/namespaces/default/leases/${name}`;
-
-async function readLease(info: ClusterInfo, name: string) {
-  const r = await apiRequest(target(info, 'admin'), 'GET', leasePath(name));
-  return r.status === 200 ? (r.body as { metadata: Record<string, unknown>; spec: Record<string, unknown> }) : undefined;
-}
 
 const cleanup: Array<() => unknown> = [];
 after(async () => {

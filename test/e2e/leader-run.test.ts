@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { apiRequest, LeaderPeer, sharedCluster, target, type ClusterInfo } from '../support/cluster.ts';
+import { LeaderPeer, readLease, sharedCluster, type ClusterInfo } from '../support/cluster.ts';
 import {
   FAST,
   FAST_D_MS,
@@ -17,16 +17,6 @@ import {
   until,
   workerCmd,
 } from '../support/leader-run.ts';
-
-interface Lease {
-  metadata: { uid: string; resourceVersion: string };
-  spec: { holderIdentity?: string; leaseTransitions?: number; renewTime?: string; leaseDurationSeconds?: number };
-}
-
-async function readLease(info: ClusterInfo, name: string): Promise<Lease | undefined> {
-  const r = await apiRequest(target(info, 'admin'), 'GET', `/apis/coordination.k8s.io/v1/namespaces/default/leases/${name}`);
-  return r.status === 200 ? (r.body as Lease) : undefined;
-}
 
 const running: LeaderRun[] = [];
 const peers: LeaderPeer[] = [];

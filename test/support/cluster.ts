@@ -1,7 +1,7 @@
 // What tests import to reach the control plane. Most tests share the one
 // cluster that `npm test` starts; tests that stop, freeze or restart the
 // apiserver start a private one so they don't disturb the others.
-import { attachCluster } from '../control-plane/cluster.ts';
+import { apiRequest, attachCluster, target } from '../control-plane/cluster.ts';
 import type { ClusterInfo } from '../control-plane/cluster.ts';
 
 export {
@@ -36,4 +36,20 @@ export function sharedCluster(): Promise<ClusterInfo> {
   }
   shared ??= attachCluster(infoPath);
   return shared;
+}
+
+/** The path of a Lease in the API. */
+export function leasePath(name: string, namespace = 'default'): string {
+  return `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name}`;
+}
+
+export interface LeaseObject {
+  metadata: { uid: string; resourceVersion: string; [k: string]: unknown };
+  spec: { holderIdentity?: string; leaseTransitions?: number; renewTime?: string; acquireTime?: string; leaseDurationSeconds?: number; [k: string]: unknown };
+}
+
+/** The Lease as the admin reads it, or undefined when there is none. */
+export async function readLease(info: ClusterInfo, name: string, namespace = 'default'): Promise<LeaseObject | undefined> {
+  const r = await apiRequest(target(info, 'admin'), 'GET', leasePath(name, namespace));
+  return r.status === 200 ? (r.body as LeaseObject) : undefined;
 }

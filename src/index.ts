@@ -15,3 +15,4 @@ export type { LeaseSnapshot, LeaseSpec } from './lease/record.ts';
 export { KubeClient } from './kube/client.ts';
 export { loadTarget, ConfigError, type Target } from './kube/config.ts';
 export { ApiError, ExitStatus, type ApiErrorKind } from './kube/errors.ts';
+export { LeaderElection, type LeaderElectionOptions, type LeaderElectionEvents, type LeadingEvent } from './library.ts';

@@ -91,8 +91,12 @@ function followerDeadlineMs(t: Timing): number {
 }
 
 /** How often the leader re-checks its deadline against the wall clock, which can jump
- *  (suspend, clock step) without a monotonic timer noticing. */
-const GUARD_TICK_MS = 250;
+ *  (suspend, clock step) without a monotonic timer noticing. The watchdog enforces the same
+ *  deadline on the child with its own, finer check, so this one can be coarse. */
+const GUARD_TICK_MS = 1000;
+
+/** #tryAcquire's answer when another candidate wrote first. */
+const LOST_RACE = -1;
 
 export class Elector {
   readonly #lock: LeaseLock;
@@ -259,11 +263,14 @@ export class Elector {
       this.#fromWatch = null;
       const waitMs = await this.#tryAcquire(snap);
       if (this.#state !== 'following') break;
-      if (waitMs === 0) {
+      if (waitMs === LOST_RACE && this.#watch && !this.#fromWatch) {
+        // The watch brings the winner's write: no need to read it (a herd of losers would).
+        await this.#sleep(t.retryPeriodMs);
+      } else if (waitMs <= 0) {
         snap = undefined;
         continue;
       }
-      if (!this.#fromWatch) {
+      if (!this.#fromWatch && waitMs > 0) {
         // Watching: sleep until the observed record would expire (or an event comes).
         // Otherwise poll every retry period.
         const untilExpiry = this.#watch && snap && holderOf(snap) !== '' ? this.#expiresInMs(snap) : undefined;
@@ -316,7 +323,8 @@ export class Elector {
     this.#watch = null;
   }
 
-  /** Tries to take the Lease; returns how long to wait before looking again. */
+  /** Tries to take the Lease; returns how long to wait before looking again (0: at once,
+   *  LOST_RACE: another candidate wrote first). */
   async #tryAcquire(snap: LeaseSnapshot | null): Promise<number> {
     const t = this.#cfg.timing;
     const now = this.#clock.now();
@@ -345,7 +353,7 @@ export class Elector {
       if (this.#state === 'following' || this.#state === 'stopped') this.#lead(won, now, fresh);
       return 0;
     } catch (e) {
-      if (e instanceof ApiError && e.kind === 'conflict') return 0; // someone else was first: look again now
+      if (e instanceof ApiError && e.kind === 'conflict') return LOST_RACE; // someone else was first
       this.#report(e);
       return followerRetryMs(t, this.#random);
     }

@@ -94,7 +94,7 @@ describe('elector', () => {
     await clock.advance(1_000);
     a.lock.mode = 'hang'; // the network is gone after the sleep too
     clock.suspend(60_000);
-    await clock.advance(250);
+    await clock.advance(1_000); // the guard's wall-clock check (the watchdog checks every 100 ms)
     assert.equal(a.lost[0]?.reason, 'renew-deadline');
   });
 
@@ -374,5 +374,21 @@ describe('a Lease object new to the holder', () => {
     store.create({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 0 }, 'admin');
     await clock.advance(1_000);
     assert.equal(a.started[0]?.term.holdMs, timing.leaseDurationMs);
+  });
+});
+
+describe('many candidates', () => {
+  it('losers of the race for a released Lease wait for the watch instead of reading', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    const others = ['b', 'c', 'd', 'e'].map((id) => candidate(store, clock, id));
+    await clock.advance(5_000);
+    const readsBefore = others.map((o) => o.lock.calls.filter((c) => c === 'get').length);
+    assert.equal(await a.elector.release(), true);
+    await clock.advance(3_000);
+    assert.equal(others.filter((o) => o.elector.leading).length, 1, 'exactly one took it');
+    const extraReads = others.map((o, i) => o.lock.calls.filter((c) => c === 'get').length - readsBefore[i]!);
+    assert.deepEqual(extraReads, [0, 0, 0, 0], 'no read after losing the race');
   });
 });

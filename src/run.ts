@@ -63,7 +63,8 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   let stopSignal: NodeJS.Signals | null = null;
   const startedAt = Date.now();
   let lastError = '';
-  let deniedSince: number | null = null; // monotonic start of a run of 401/403 after a success
+  let deniedSince: number | null = null; // monotonic start of a run of 401/403 while the server starts
+  let checkingDenial = false;
 
   const elector = new Elector({ identity: cfg.identity, timing: cfg.timing }, lock, systemClock, {
     newLeader: (holder) => log.info(`new leader elected: ${holder}`, { event: 'new-leader', holder }),
@@ -170,18 +171,30 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
       return;
     }
     if (ending) return;
-    const read = /^(get|watch) /.test(e.what ?? '');
-    if ((e.kind === 'unauthorized' || e.kind === 'forbidden') && read && elector.lastAnswerAt > Number.NEGATIVE_INFINITY) {
-      // A read that was permitted before: an apiserver that is restarting denies for a moment
-      // (its authorizer is not ready). Give it the start-up window before giving up. A write
-      // we have never been allowed to make is fatal at once.
-      const now = systemClock.now().mono;
-      if (deniedSince === null || elector.lastAnswerAt > deniedSince) deniedSince = now;
-      if (now - deniedSince < cfg.startupTimeoutMs) {
-        log.warn(`${e.message}; retrying (it was permitted before)`, { event: 'api-error' });
-        return;
+    if ((e.kind === 'unauthorized' && e.status === 401) || e.kind === 'forbidden') {
+      // An apiserver that is (re)starting denies requests until its authorizer is ready:
+      // ask it (/readyz) before treating a denial as final, for up to the start-up window.
+      if (!checkingDenial) {
+        checkingDenial = true;
+        void client.starting(AbortSignal.timeout(cfg.timing.retryPeriodMs)).then((starting) => {
+          checkingDenial = false;
+          if (ending) return;
+          const now = systemClock.now().mono;
+          if (deniedSince === null || elector.lastAnswerAt > deniedSince) deniedSince = now;
+          if (starting && now - deniedSince < cfg.startupTimeoutMs) {
+            log.warn(`${e.message}; the API server is still starting: retrying`, { event: 'api-error' });
+            return;
+          }
+          judge(e);
+        });
       }
+      return;
     }
+    judge(e);
+  }
+
+  /** What a failure before leading means: some end the run, each with its status; the rest are retried. */
+  function judge(e: ApiError): void {
     if (e.kind === 'unauthorized') {
       // 401 is about who we are, not what we may do: RBAC advice would mislead. Without a
       // status, no request was sent: getting the credentials (e.g. an exec plugin) failed.

@@ -86,6 +86,19 @@ export class KubeClient {
     });
   }
 
+  /** Whether the server is still starting, by GET /readyz with our credentials (every
+   *  cluster lets any authenticated user read it): a 5xx, or a 403 — while its authorizer is
+   *  not ready, a restarting apiserver denies even that. 200 (ready), 401 or no answer is
+   *  false. This tells a restarting server's denial from a real one. */
+  async starting(signal: AbortSignal): Promise<boolean> {
+    try {
+      const res = await this.#send({ method: 'GET', path: '/readyz', signal, what: 'readyz' });
+      return res.status >= 500 || res.status === 403;
+    } catch {
+      return false;
+    }
+  }
+
   /** Closes idle connections so the process can exit promptly. */
   close(): void {
     this.#agent.destroy();

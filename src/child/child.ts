@@ -128,6 +128,8 @@ export class Child {
         break;
       case 'gone':
         this.#gone = true;
+        // Should the exit status never have come, the stop must not wait for it.
+        if (!this.#exit) this.#resolveExit({ code: null, signal: 'SIGKILL' });
         this.#resolveGone();
         break;
       case 'fencing':

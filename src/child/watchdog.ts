@@ -134,13 +134,14 @@ function check(): void {
 /** SIGKILL until nothing of the tree is left and the child is reaped; then report. */
 async function killTree(forced: boolean): Promise<void> {
   const start = now().mono;
-  for (;;) {
-    const left = treeMembers(pid);
-    if (left.length === 0 && exited) break;
-    if (forced || left.length > 0) signalTree(pid, 'SIGKILL');
+  // Gone means no live process of the tree is left (a zombie is not alive): that is what
+  // the lease needs, and it does not depend on how soon the child's exit is reported.
+  for (let left = treeMembers(pid); left.length > 0; left = treeMembers(pid)) {
+    signalTree(pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, CONFIRM_POLL_MS));
   }
-  await child;
+  // Its exit status follows its reaping at once; never wait on it unboundedly.
+  await Promise.race([child, new Promise((r) => setTimeout(r, 1000))]);
   send({ t: 'gone', killed: forced, elapsedMs: Math.round(now().mono - start) });
   if (parentGone) process.exit(0);
 }

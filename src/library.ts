@@ -14,14 +14,13 @@
  * deadline at the latest, which leaves D − R) — and must really stop in that time.
  */
 import { EventEmitter } from 'node:events';
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { Elector, systemClock, type LossReason, type Term } from './election/elector.ts';
-import { timingProblem, type Timing } from './election/timing.ts';
+import { DEFAULT_TIMING, timingProblem, type Timing } from './election/timing.ts';
 import { KubeClient } from './kube/client.ts';
 import { loadTarget } from './kube/config.ts';
 import type { ApiError } from './kube/errors.ts';
 import { KubeLeaseLock } from './lease/lock.ts';
+import { defaultIdentity } from './lease/record.ts';
 
 export interface LeaderElectionOptions {
   lockName: string;
@@ -82,16 +81,16 @@ export class LeaderElection extends EventEmitter<LeaderElectionEvents> {
   /** Loads the kubeconfig (kubectl's rules) and validates the timing; nothing is sent yet. */
   static async create(o: LeaderElectionOptions): Promise<LeaderElection> {
     const timing: Timing = {
-      leaseDurationMs: o.leaseDurationMs ?? 15_000,
-      renewDeadlineMs: o.renewDeadlineMs ?? 10_000,
-      retryPeriodMs: o.retryPeriodMs ?? 2_000,
+      leaseDurationMs: o.leaseDurationMs ?? DEFAULT_TIMING.leaseDurationMs,
+      renewDeadlineMs: o.renewDeadlineMs ?? DEFAULT_TIMING.renewDeadlineMs,
+      retryPeriodMs: o.retryPeriodMs ?? DEFAULT_TIMING.retryPeriodMs,
       fenceGraceMs: 0, // no child to stop: the whole remaining D − R is the caller's
     };
     const problem = timingProblem(timing);
     if (problem) throw new RangeError(problem.replaceAll('--lease-duration', 'leaseDurationMs').replaceAll('--renew-deadline', 'renewDeadlineMs').replaceAll('--retry-period', 'retryPeriodMs'));
     const target = loadTarget({ kubeconfig: o.kubeconfig, context: o.context });
     const namespace = o.lockNamespace ?? target.namespace;
-    const identity = o.identity ?? `${hostname()}_${randomBytes(8).toString('hex')}`;
+    const identity = o.identity ?? defaultIdentity();
     const client = await KubeClient.create(target.kc, 'leader-run-library');
     const lock = new KubeLeaseLock(client, namespace, o.lockName);
     return new LeaderElection(identity, lock.description, (events) => new Elector({ identity, timing }, lock, systemClock, events), client);

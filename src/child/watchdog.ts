@@ -12,14 +12,14 @@
  * at least every CHECK_MS, so a host that wakes from suspend fences immediately.
  */
 import { execa, type ResultPromise } from 'execa';
-import { elapsedMs, leaderDeadlines, type Instant, type Timing } from '../election/timing.ts';
+import { elapsedMs, instantNow, leaderDeadlines, type Instant, type Timing } from '../election/timing.ts';
 import type { FromWatchdog, ToWatchdog } from './protocol.ts';
 import { signalTree, treeMembers } from './tree.ts';
 
 const CHECK_MS = 100;
 const CONFIRM_POLL_MS = 10;
 
-const now = (): Instant => ({ mono: Number(process.hrtime.bigint()) / 1e6, wall: Date.now() });
+const now = instantNow;
 
 let child: ResultPromise | null = null;
 let pid = 0;

@@ -3,10 +3,9 @@
  * Everything the user can get wrong about the command line is caught here, before
  * anything talks to the API server or starts a process.
  */
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
-import { timingProblem, type Timing } from '../election/timing.ts';
+import { DEFAULT_TIMING, fmt, timingProblem, type Timing } from '../election/timing.ts';
+import { defaultIdentity } from '../lease/record.ts';
 import type { Level, LogFormat } from '../observe/log.ts';
 import { parseDuration } from './duration.ts';
 
@@ -99,10 +98,10 @@ export function buildProgram(version: string): Command {
   opt('--lock-name <name>', 'name of the Lease to hold (required)', 'lock-name');
   opt('--lock-namespace <namespace>', "the Lease's namespace (default: the Pod's namespace, else the kubeconfig context's, else 'default')", 'lock-namespace');
   opt('--id <identity>', 'holder identity (default: <hostname>_<random>, unique per process)', 'id');
-  opt('--lease-duration <duration>', 'how long a lease is valid without renewal (D)', 'lease-duration', '15s');
-  opt('--renew-deadline <duration>', 'give up leading if not renewed for this long (R)', 'renew-deadline', '10s');
-  opt('--retry-period <duration>', 'renew / retry interval (P)', 'retry-period', '2s');
-  opt('--fence-grace <duration>', 'after losing the lease: SIGTERM → SIGKILL grace (G)', 'fence-grace', '2s');
+  opt('--lease-duration <duration>', 'how long a lease is valid without renewal (D)', 'lease-duration', fmt(DEFAULT_TIMING.leaseDurationMs));
+  opt('--renew-deadline <duration>', 'give up leading if not renewed for this long (R)', 'renew-deadline', fmt(DEFAULT_TIMING.renewDeadlineMs));
+  opt('--retry-period <duration>', 'renew / retry interval (P)', 'retry-period', fmt(DEFAULT_TIMING.retryPeriodMs));
+  opt('--fence-grace <duration>', 'after losing the lease: SIGTERM → SIGKILL grace (G)', 'fence-grace', fmt(DEFAULT_TIMING.fenceGraceMs));
   opt('--shutdown-grace <duration>', 'on SIGTERM/SIGINT or child exit: how long the child may take to stop while we keep renewing', 'shutdown-grace', '30s');
   opt('--wait-timeout <duration>', 'give up if not leading within this time (exit 75)', 'wait-timeout');
   opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', '75');
@@ -259,10 +258,5 @@ function leaderRouting(service: string | undefined, given: string, id: string | 
     throw new UsageError(`${given}: the Pod name ${JSON.stringify(pod)} (from ${podFrom}) cannot be a label value: at most 63 letters, digits, '-', '_' or '.'`);
   const podNamespace = process.env['POD_NAMESPACE'] || undefined;
   return { service, pod, podNamespace, podFrom: podNamespace ? `${podFrom} and POD_NAMESPACE` : `${podFrom} and the Lease's namespace` };
-}
-
-/** Unique per process, as kube-controller-manager makes it. */
-function defaultIdentity(): string {
-  return `${hostname()}_${randomBytes(8).toString('hex')}`;
 }
 

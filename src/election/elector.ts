@@ -30,7 +30,7 @@ import {
   type LeaseSnapshot,
   type LeaseSpec,
 } from '../lease/record.ts';
-import { elapsedMs, expiryAfterMs, followerRetryMs, newObjectHoldMs, recordDurationSeconds, renewAttemptMs, type Instant, type Timing } from './timing.ts';
+import { elapsedMs, expiryAfterMs, instantNow, followerRetryMs, newObjectHoldMs, recordDurationSeconds, renewAttemptMs, type Instant, type Timing } from './timing.ts';
 
 export interface Clock {
   now(): Instant;
@@ -39,7 +39,7 @@ export interface Clock {
 }
 
 export const systemClock: Clock = {
-  now: () => ({ mono: Number(process.hrtime.bigint()) / 1e6, wall: Date.now() }),
+  now: instantNow,
   after(ms, fn) {
     const t = setTimeout(fn, Math.max(0, ms));
     return () => clearTimeout(t);

@@ -31,6 +31,15 @@ export interface Timing {
   readonly fenceGraceMs: number;
 }
 
+/** Both clocks now. The monotonic one is CLOCK_MONOTONIC, the same in every process of the
+ *  host, so leader-run and its watchdog can hand each other instants. */
+export function instantNow(): Instant {
+  return { mono: Number(process.hrtime.bigint()) / 1e6, wall: Date.now() };
+}
+
+/** kube-controller-manager's defaults, and a fence grace that fits them. */
+export const DEFAULT_TIMING: Timing = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, fenceGraceMs: 2_000 };
+
 /** K: time allowed to confirm, after SIGKILL, that no process of the tree is left. */
 export const CONFIRM_BUDGET_MS = 500;
 
@@ -115,7 +124,7 @@ function suggest(t: Timing): string {
   const p = Math.max(100, Math.floor(r / 5 / 100) * 100);
   const s: Timing = { leaseDurationMs: d, renewDeadlineMs: r, retryPeriodMs: p, fenceGraceMs: g };
   const ok = r > 0 && r < d && r > JITTER_FACTOR * p && r + g + CONFIRM_BUDGET_MS + clockMarginMs(d) <= d;
-  const use = ok ? s : { leaseDurationMs: 15000, renewDeadlineMs: 10000, retryPeriodMs: 2000, fenceGraceMs: 2000 };
+  const use = ok ? s : DEFAULT_TIMING;
   return (
     `--lease-duration ${fmt(use.leaseDurationMs)} --renew-deadline ${fmt(use.renewDeadlineMs)} ` +
     `--retry-period ${fmt(use.retryPeriodMs)} --fence-grace ${fmt(use.fenceGraceMs)}`

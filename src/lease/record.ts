@@ -8,6 +8,15 @@
  * is exact.
  */
 
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+
+/** The default holder identity: unique per process, as kube-controller-manager makes it, so
+ *  a restarted process never mistakes its predecessor's record for its own. */
+export function defaultIdentity(): string {
+  return `${hostname()}_${randomBytes(8).toString('hex')}`;
+}
+
 export interface LeaseSpec {
   holderIdentity?: string | null;
   leaseDurationSeconds?: number | null;

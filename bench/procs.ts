@@ -3,9 +3,9 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { rssKiB } from '../test/control-plane/cluster.ts';
-import { childrenOf, cmdline } from '../test/chaos/procs.ts';
+import { watchdogOf } from '../test/support/procs.ts';
 
-export { rssKiB };
+export { rssKiB, watchdogOf };
 
 let tck: number | undefined;
 /** Clock ticks per second of utime/stime (almost always 100). */
@@ -68,6 +68,3 @@ export function cpuPercent(a: CpuSample, b: CpuSample): { stat: number; sched: n
 }
 
 /** leader-run's watchdog: its forked child running watchdog.js (or .ts from source). */
-export function watchdogOf(pid: number): number | undefined {
-  return childrenOf(pid).find((c) => /watchdog\.(js|ts)/.test(cmdline(c)));
-}

@@ -15,7 +15,7 @@ import type { Cluster, ClusterInfo } from '../support/cluster.ts';
 import { BIN, FAST, LeaderRun, workerCmd } from '../support/leader-run.ts';
 import { LedgerTail, type Life, type Overlap } from './ledger.ts';
 import { LeaseWatch, formatLeaseEvent } from './lease-watch.ts';
-import { childrenOf, cmdline, monoNow, parentOf, procStart, stillAlive } from './procs.ts';
+import { childrenOf, cmdline, monoNow, parentOf, procStart, stillAlive } from '../support/procs.ts';
 import { Rng } from './rng.ts';
 
 // FAST is D=4s R=2s P=500ms G=500ms; the chaos reasons with the same numbers.

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import https from 'node:https';
 import type { ApiTarget } from '../support/cluster.ts';
-import { monoNow } from './procs.ts';
+import { monoNow } from '../support/procs.ts';
 
 export interface LeaseEvent {
   mono: number;

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import type { LedgerLine } from '../support/leader-run.ts';
-import { procStart } from './procs.ts';
+import { procStart } from '../support/procs.ts';
 
 export interface Life {
   pid: number;

@@ -132,8 +132,9 @@ function installExitHandlers(): void {
 // handler can catch, and then removes the optional directory $2 once the
 // program is gone. Its stdio is /dev/null so it never holds a pipe open.
 const GUARD =
+  // The test process may not be signallable by us (we run as another user): /proc tells.
   'p=$1; d=$2; shift 2; (while kill -0 $$ 2>/dev/null; do ' +
-  'if ! kill -0 "$p" 2>/dev/null; then kill -KILL $$ 2>/dev/null; ' +
+  'if ! kill -0 "$p" 2>/dev/null && [ ! -e "/proc/$p" ]; then kill -KILL $$ 2>/dev/null; ' +
   'if [ -n "$d" ]; then i=0; while kill -0 $$ 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; rm -rf "$d"; fi; ' +
   'exit 0; fi; sleep 1; done) </dev/null >/dev/null 2>&1 & exec "$@"';
 

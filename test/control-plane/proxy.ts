@@ -4,11 +4,18 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 
-export type FaultMode = 'pass' | 'blackhole' | 'reset';
+/** pass: forward both ways. blackhole: hold every byte (a partition). reset: reset every
+ *  connection. lose-replies: connections that are already open pass; a new connection
+ *  completes its TLS handshake, then carries requests to the server but none of the
+ *  server's bytes back (a write lands, its answer is lost), and keeps doing so after the
+ *  mode changes. */
+export type FaultMode = 'pass' | 'blackhole' | 'reset' | 'lose-replies';
 
 interface Conn {
   client: net.Socket;
   upstream?: net.Socket;
+  /** Opened under lose-replies: the server's bytes never reach the client. */
+  losesReplies?: boolean;
 }
 
 export class FaultProxy {
@@ -76,7 +83,7 @@ export class FaultProxy {
       reset(client);
       return;
     }
-    const conn: Conn = { client };
+    const conn: Conn = { client, losesReplies: this.#mode === 'lose-replies' };
     this.#conns.add(conn);
     client.on('close', (hadError) => {
       this.#conns.delete(conn);
@@ -102,6 +109,7 @@ export class FaultProxy {
         conn.upstream?.pause();
         return;
       case 'pass':
+      case 'lose-replies':
         if (!conn.upstream) this.#connectUpstream(conn);
         else {
           conn.client.resume();
@@ -122,21 +130,56 @@ export class FaultProxy {
       else client.end();
     });
     pipe(client, upstream, () => this.#mode);
-    pipe(upstream, client, () => this.#mode);
+    if (conn.losesReplies) {
+      const firstRequest = requestWatch(client);
+      pipe(upstream, client, () => this.#mode, () => firstRequest.seen);
+    } else pipe(upstream, client, () => this.#mode);
     // A client held in blackhole was paused explicitly; listeners alone do not restart it.
     client.resume();
   }
 }
 
-// Forwards with backpressure; resumes only when the proxy passes traffic.
-function pipe(from: net.Socket, to: net.Socket, mode: () => FaultMode): void {
+// Forwards with backpressure; resumes only when the proxy passes traffic. Bytes are
+// dropped instead once `drop()` says so.
+function pipe(from: net.Socket, to: net.Socket, mode: () => FaultMode, drop: () => boolean = () => false): void {
   from.on('data', (chunk: Buffer) => {
+    if (drop()) return;
     if (!to.write(chunk)) from.pause();
   });
   to.on('drain', () => {
-    if (mode() === 'pass') from.resume();
+    if (mode() !== 'blackhole') from.resume();
   });
   from.on('end', () => to.end());
+}
+
+/** Watches the TLS records a client sends for the first HTTP request: the first
+ *  application-data record too large to be a handshake Finished (TLS 1.3 sends its Finished
+ *  as a 53-byte application-data record; any request with headers is far larger). */
+function requestWatch(client: net.Socket): { seen: boolean } {
+  const state = { seen: false };
+  let header = Buffer.alloc(0);
+  let skip = 0;
+  client.on('data', (chunk: Buffer) => {
+    let at = 0;
+    while (!state.seen && at < chunk.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - at);
+        skip -= n;
+        at += n;
+        continue;
+      }
+      const need = 5 - header.length;
+      header = Buffer.concat([header, chunk.subarray(at, at + need)]);
+      at += Math.min(need, chunk.length - at);
+      if (header.length < 5) break;
+      const type = header[0];
+      const length = header.readUInt16BE(3);
+      header = Buffer.alloc(0);
+      if (type === 23 && length > 100) state.seen = true;
+      skip = length;
+    }
+  });
+  return state;
 }
 
 function reset(socket: net.Socket): void {

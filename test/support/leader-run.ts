@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnGuarded } from '../control-plane/cluster.ts';
+import { running } from './procs.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(repo, 'bin', 'leader-run.js');
@@ -31,6 +32,13 @@ export function tempDir(): string {
   return mkdtempSync(path.join(tmpdir(), 'leader-run-e2e-'));
 }
 
+export interface LeaderRunOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Run as this user (and group), not as the test's. */
+  uid?: number;
+  gid?: number;
+}
+
 export class LeaderRun {
   readonly proc: ChildProcess;
   readonly records: LogRecord[] = [];
@@ -38,11 +46,12 @@ export class LeaderRun {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #waiters: Array<{ pred: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }> = [];
 
-  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {
+  constructor(args: string[], opts: LeaderRunOptions = {}) {
     // Guarded: killed if the test process dies, so no candidate outlives a failed run.
     this.proc = spawnGuarded(process.execPath, [BIN, '--log-format', 'json', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
+      ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
     });
     let buf = '';
     this.proc.stderr?.setEncoding('utf8');
@@ -110,6 +119,25 @@ export class LeaderRun {
   }
 }
 
+/** Starts candidates and, when the test is over, kills whatever is left of them (thawing the
+ *  frozen first): `const lr = candidates(t); lr.start([...])`. */
+export function candidates(t: { after(fn: () => unknown): void }): { start(args: string[], opts?: LeaderRunOptions): LeaderRun } {
+  const started: LeaderRun[] = [];
+  t.after(() => {
+    for (const lr of started) {
+      lr.signal('SIGCONT');
+      lr.signal('SIGKILL');
+    }
+  });
+  return {
+    start(args, opts) {
+      const lr = new LeaderRun(args, opts);
+      started.push(lr);
+      return lr;
+    },
+  };
+}
+
 export interface LedgerLine {
   ev: 'start' | 'beat' | 'stop' | 'sigterm' | 'signal';
   name: string;
@@ -152,19 +180,10 @@ export function overlaps(lines: LedgerLine[]): Array<{ a: number; b: number; ms:
   return out;
 }
 
+/** Whether the process still runs: any of its threads (a thread-group leader whose main
+ *  thread exited reads "Z" while its other threads go on; a real zombie does not run). */
 export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie is not running.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
+  return running(pid);
 }
 
 export async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

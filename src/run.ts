@@ -7,8 +7,8 @@
  */
 import { constants } from 'node:os';
 import { Elector, systemClock, type LossReason, type Term } from './election/elector.ts';
-import { fmt } from './election/timing.ts';
-import { Child, type ChildExit } from './child/child.ts';
+import { fmt, leaderDeadlines, watchdogGuard } from './election/timing.ts';
+import { Child, type ChildExit, type Gone } from './child/child.ts';
 import { resolveCommand } from './child/resolve.ts';
 import type { Config } from './cli/options.ts';
 import { KubeClient } from './kube/client.ts';
@@ -49,7 +49,7 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
     client.close();
     return unlabelled;
   }
-  const child = await Child.prepare();
+  const child = await Child.prepare(watchdogGuard(cfg.timing));
   log.info(`campaigning for Lease ${leaseName} on ${client.server.origin}`, {
     event: 'campaigning',
     timing: `D=${fmt(cfg.timing.leaseDurationMs)} R=${fmt(cfg.timing.renewDeadlineMs)} P=${fmt(cfg.timing.retryPeriodMs)} G=${fmt(cfg.timing.fenceGraceMs)}`,
@@ -59,6 +59,7 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   const finished = new Promise<number>((r) => (finish = r));
   let ending = false; // one stop sequence at a time
   let lost = false; // leadership was lost before the term ended: exit 75 whatever the child did
+  let failed = false; // the watchdog failed: exit 70 (unless lost) — we killed the tree ourselves
   let childStarted = false;
   let stopSignal: NodeJS.Signals | null = null;
   const startedAt = Date.now();
@@ -91,11 +92,12 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   async function startChild(term: Term, anchor: Parameters<Child['anchor']>[0]): Promise<void> {
     if (term.holdMs > 0) {
       // We hold the Lease (renewing it) but the work waits: see Term.holdMs.
-      log.info(`the Lease object is new: holding it ${fmt(term.holdMs)} before starting the child, in case a leader of a deleted Lease has not noticed yet`, {
+      log.info(`the Lease is new, or was freed by no release: holding it ${fmt(term.holdMs)} before starting the child, in case a leader of the Lease it replaced has not noticed yet`, {
         event: 'new-lease-hold',
+        holdMs: term.holdMs,
       });
       await new Promise((r) => setTimeout(r, Math.max(0, anchor.mono + term.holdMs - systemClock.now().mono)));
-      if (ending || !elector.leading) return;
+      if (ending) return;
       anchor = elector.anchor ?? anchor; // renewed meanwhile: the watchdog gets the newest anchor
     }
     if (routing) {
@@ -108,6 +110,9 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
       }
       anchor = elector.anchor ?? anchor; // renewed meanwhile: the watchdog gets the newest anchor
     }
+    // The time left, not a state flag: a process frozen through the hold wakes up with the
+    // hold's timer due before the guard's; the elector then ends the term on its next tick.
+    if (elector.validForMs() <= 0) return;
     const env = {
       LEADER_RUN_IDENTITY: cfg.identity,
       LEADER_RUN_LEASE: leaseName,
@@ -115,9 +120,15 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
       LEADER_RUN_FENCING_TOKEN: String(term.fencingToken),
     };
     childStarted = true;
-    const res = await child.spawn(file, args, env, anchor, cfg.timing);
+    const res = await child.spawn(file, args, env, anchor, leaderDeadlines(cfg.timing));
     if (!res.ok) {
-      log.error(res.message, { event: 'child-failed' });
+      if (ending) return; // a stop or a failure under way ends the term
+      ending = true;
+      if (res.status === ExitStatus.tempfail) {
+        // The watchdog refused: by its clocks, the lease had expired.
+        lost = true;
+        log.warn(`not starting the child: ${res.message}`, { event: 'stopped-leading', reason: 'renew-deadline' });
+      } else log.error(res.message, { event: 'child-failed' });
       await endTerm(res.status);
       return;
     }
@@ -127,22 +138,34 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
     if (ending) return;
     log.info(`child exited by itself (${describeExit(exit)})`, { event: 'child-exited', ...exit });
     ending = true;
-    await stopTree('SIGTERM');
-    await endTerm(statusOf(exit));
+    await endTerm(statusOf(exit), await stopTree('SIGTERM'));
   }
 
   /** Voluntary: keep renewing while the tree stops (renewals keep feeding the watchdog). */
-  async function stopTree(signal: NodeJS.Signals): Promise<void> {
+  async function stopTree(signal: NodeJS.Signals): Promise<Gone> {
     const t0 = Date.now();
-    await child.stop(signal, cfg.shutdownGraceMs);
-    log.info(`child tree gone after ${Date.now() - t0}ms`, { event: 'child-gone' });
+    const gone = await child.stop(signal, cfg.shutdownGraceMs);
+    if (gone.unkillable.length === 0) log.info(`child tree gone after ${Date.now() - t0}ms`, { event: 'child-gone' });
+    return gone;
   }
 
-  async function endTerm(status: number): Promise<void> {
+  /** The one way a term ends once the tree is confirmed gone: release, then exit. A tree
+   *  that could not be confirmed gone is never released over. */
+  async function endTerm(status: number, gone: Gone = { unkillable: [] }): Promise<void> {
+    if (gone.unkillable.length > 0) {
+      log.error(
+        `processes ${gone.unkillable.join(', ')} of the child's tree refuse SIGKILL (EPERM: they became another user through a setuid program); ` +
+          `not releasing the Lease: it expires on its own. Run leader-run as that user, or as root`,
+        { event: 'unkillable', pids: gone.unkillable },
+      );
+      elector.abandon();
+      obs.notLeading();
+      return finish(ExitStatus.software);
+    }
     const released = await elector.release();
     obs.notLeading();
     if (released) log.info('released the Lease', { event: 'released' });
-    finish(lost ? ExitStatus.tempfail : status);
+    finish(lost ? ExitStatus.tempfail : failed ? ExitStatus.software : status);
   }
 
   async function onLost(reason: LossReason, detail: string): Promise<void> {
@@ -155,13 +178,25 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
       return;
     }
     ending = true;
+    let gone: Gone | undefined;
     if (childStarted) {
       const t0 = Date.now();
-      await child.fence();
+      gone = await child.fence();
       obs.fenced(Date.now() - t0);
-      log.info(`child tree fenced in ${Date.now() - t0}ms`, { event: 'child-fenced' });
+      if (gone.unkillable.length === 0) log.info(`child tree fenced in ${Date.now() - t0}ms`, { event: 'child-fenced' });
     }
-    await endTerm(ExitStatus.tempfail);
+    await endTerm(ExitStatus.tempfail, gone);
+  }
+
+  /** The watchdog died or stopped answering: the Child has killed, or is killing, the tree
+   *  itself. End the run as an internal error. */
+  function onWatchdogFailed(why: string): void {
+    failed = true;
+    log.error(`the watchdog process failed: ${why}; stopping`, { event: 'watchdog-failed' });
+    if (ending) return; // the stop under way waits for the tree, which is being killed
+    if (!childStarted && !elector.leading) return void stopCampaigningWith(ExitStatus.software);
+    ending = true;
+    void child.gone.then((gone) => endTerm(ExitStatus.software, gone));
   }
 
   function onApiError(e: ApiError): void {
@@ -235,11 +270,8 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   async function stopCampaigningWith(status: number): Promise<void> {
     if (ending) return;
     ending = true;
-    await elector.stopCampaigning();
-    if (elector.leading && childStarted) {
-      await stopTree(stopSignal ?? 'SIGTERM');
-      return endTerm(status);
-    }
+    if (await elector.stopCampaigning()) log.info('released the Lease (a write of ours whose answer was lost had landed)', { event: 'released' });
+    if (elector.leading && childStarted) return endTerm(status, await stopTree(stopSignal ?? 'SIGTERM'));
     if (elector.leading) return endTerm(status);
     finish(status);
   }
@@ -255,8 +287,8 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
     if (!childStarted) return void stopCampaigningWith(128 + signalNumber(signal));
     ending = true;
     void (async () => {
-      await stopTree(signal);
-      await endTerm(statusOf(await child.exited));
+      const gone = await stopTree(signal);
+      await endTerm(statusOf(await child.exited), gone);
     })();
   }
 
@@ -266,8 +298,12 @@ export async function runLeader(cfg: Config, baseLog: Logger, version: string): 
   for (const [s, h] of handlers) process.on(s, h);
 
   child.onFencing = (why) => {
-    if (why === 'deadline') log.warn('the watchdog reached the lease deadline and is stopping the child', { event: 'watchdog-fence' });
+    if (why !== 'deadline') return;
+    // Its clocks say the lease is lost, whatever ours say: the term ends as a loss.
+    lost = true;
+    log.warn('the watchdog reached the lease deadline and is stopping the child', { event: 'watchdog-fence' });
   };
+  child.onFailed = onWatchdogFailed;
 
   let waitTimer: NodeJS.Timeout | undefined;
   if (cfg.waitTimeoutMs !== undefined) {

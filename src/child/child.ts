@@ -1,15 +1,20 @@
 /**
  * leader-run's handle on the child, which runs under the watchdog process (watchdog.ts).
  *
- * Two independent guards keep the child tree from outliving the lease: the watchdog's own
- * deadline timers, and — should the watchdog itself die — this process killing the tree
- * directly. signal-exit adds a last resort for any exit path of leader-run.
+ * Every guard has a guard. The watchdog kills the tree by the lease deadline even when
+ * leader-run is frozen or dead; and this process watches the watchdog: it pings it, and
+ * when the watchdog dies, stops answering, or has not reported the tree gone shortly after
+ * the kill instant of a stop or fence, this process kills the tree itself (and the
+ * watchdog) and confirms it gone. signal-exit adds a last resort for any exit path of
+ * leader-run. Each term's processes carry a mark in their environment, so a child whose
+ * spawn was never answered can still be found.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { onExit } from 'signal-exit';
-import type { Instant, Timing } from '../election/timing.ts';
-import type { FromWatchdog, ToWatchdog } from './protocol.ts';
-import { signalTree, treeMembers } from './tree.ts';
+import { CONFIRM_BUDGET_MS, elapsedMs, instantNow, type Instant } from '../election/timing.ts';
+import type { FromWatchdog, LeaseDeadlines, ToWatchdog } from './protocol.ts';
+import { ProcessTree, TERM_MARK } from './tree.ts';
 
 export interface ChildExit {
   code: number | null;
@@ -18,141 +23,260 @@ export interface ChildExit {
 
 export type SpawnResult = { ok: true; pid: number } | { ok: false; status: number; message: string };
 
+/** The tree is confirmed gone — unless `unkillable` names processes that refused SIGKILL. */
+export interface Gone {
+  unkillable: number[];
+}
+
+export interface WatchdogGuard {
+  /** How often to ping the watchdog. */
+  pingMs: number;
+  /** No answer for this long: the watchdog is frozen or stuck (R/2). */
+  silenceMs: number;
+}
+
 const watchdogPath = new URL(import.meta.url.endsWith('.ts') ? './watchdog.ts' : './watchdog.js', import.meta.url);
 
 export class Child {
   readonly #proc: ChildProcess;
-  #pid = 0;
+  readonly #guard: WatchdogGuard;
+  /** The term's mark, as it stands in the child's environment. */
+  readonly #mark = `${TERM_MARK}=${randomBytes(12).toString('hex')}`;
+  #tree: ProcessTree | null = null;
   #exit: ChildExit | null = null;
-  #gone = false;
+  #gone: Gone | null = null;
+  #spawning: ((r: SpawnResult) => void) | null = null;
+  #spawned = false;
+  #closing = false;
+  /** Why the watchdog failed, once it has. */
+  #failure: string | null = null;
+  /** When the oldest ping not yet answered was sent (performance.now()), or null. */
+  #unanswered: number | null = null;
+  #pinger: NodeJS.Timeout | null = null;
+  #anchor: Instant | null = null;
+  #deadlines: LeaseDeadlines | null = null;
+  /** The kill instant (monotonic) of a stop or fence under way, before the lease deadline. */
+  #imposedKillAt = Infinity;
+  #backstop: NodeJS.Timeout | null = null;
   #waiters: Array<{ want: FromWatchdog['t']; resolve: (m: FromWatchdog) => void }> = [];
   readonly exited: Promise<ChildExit>;
-  readonly gone: Promise<void>;
+  readonly gone: Promise<Gone>;
   #resolveExit!: (e: ChildExit) => void;
-  #resolveGone!: () => void;
+  #resolveGone!: (g: Gone) => void;
   /** Called when the watchdog starts fencing on its own (deadline) — leader-run is late. */
   onFencing: ((why: string) => void) | null = null;
+  /** Called once if the watchdog dies or stops answering; the tree, if any, is then killed
+   *  by this process. Called before `exited` and `gone` resolve. */
+  onFailed: ((why: string) => void) | null = null;
 
-  private constructor(proc: ChildProcess) {
+  private constructor(proc: ChildProcess, guard: WatchdogGuard) {
     this.#proc = proc;
+    this.#guard = guard;
     this.exited = new Promise((r) => (this.#resolveExit = r));
     this.gone = new Promise((r) => (this.#resolveGone = r));
     proc.on('message', (m: FromWatchdog) => this.#onMessage(m));
-    proc.on('exit', () => this.#onWatchdogExit());
+    proc.on('exit', (code, signal) => void this.#onWatchdogExit(signal ?? `status ${code}`));
     // Whatever way leader-run exits, a child it started must not survive it.
     onExit(() => {
-      if (this.#pid && !this.#gone) signalTree(this.#pid, 'SIGKILL');
+      if (!this.#gone) this.#markedTree()?.signal('SIGKILL');
     });
   }
 
   /** Starts the watchdog ahead of need, so becoming leader does not wait for it. */
-  static async prepare(): Promise<Child> {
+  static async prepare(guard: WatchdogGuard): Promise<Child> {
     const proc = fork(watchdogPath, [], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       detached: true,
       serialization: 'json',
       execArgv: [],
     });
-    const c = new Child(proc);
+    const c = new Child(proc, guard);
     const died = new Promise<never>((_, reject) =>
       proc.once('exit', (code, signal) => reject(new Error(`the watchdog process exited at start (${signal ?? `status ${code}`})`))),
     );
     await Promise.race([c.#next('ready'), died]);
+    c.#startPinging();
     return c;
   }
 
   get pid(): number {
-    return this.#pid;
+    return this.#tree?.sid ?? 0;
   }
   get watchdogPid(): number {
     return this.#proc.pid ?? 0;
   }
+  /** Why the watchdog failed, or null. */
+  get failure(): string | null {
+    return this.#failure;
+  }
 
-  async spawn(file: string, args: string[], env: Record<string, string>, anchor: Instant, timing: Timing): Promise<SpawnResult> {
-    const answer = this.#next(['spawned', 'spawn-failed']);
-    this.#send({ t: 'spawn', file, args, env, anchor, timing });
-    const m = await answer;
-    if (m.t === 'spawned') return { ok: true, pid: m.pid };
-    if (m.t === 'spawn-failed') return { ok: false, status: m.status, message: m.message };
-    throw new Error(`unexpected watchdog answer ${m.t}`);
+  async spawn(file: string, args: string[], env: Record<string, string>, anchor: Instant, deadlines: LeaseDeadlines): Promise<SpawnResult> {
+    if (this.#failure) return this.#noWatchdog();
+    this.#anchor = anchor;
+    this.#deadlines = deadlines;
+    this.#spawned = true;
+    const [k, v] = this.#mark.split('=') as [string, string];
+    const answer = new Promise<SpawnResult>((resolve) => (this.#spawning = resolve));
+    this.#send({ t: 'spawn', file, args, env: { ...env, [k]: v }, anchor, deadlines });
+    return answer;
   }
 
   anchor(anchor: Instant): void {
+    this.#anchor = anchor;
     this.#send({ t: 'anchor', anchor });
+    if (this.#imposedKillAt < Infinity) this.#armBackstop();
   }
 
   forward(signal: NodeJS.Signals): void {
     this.#send({ t: 'signal', signal });
   }
 
-  /** Voluntary stop; resolves once the whole tree is confirmed gone. */
-  stop(signal: NodeJS.Signals, graceMs: number): Promise<void> {
+  /** Voluntary stop; resolves once the whole tree is confirmed gone (at once if none ran). */
+  stop(signal: NodeJS.Signals, graceMs: number): Promise<Gone> {
     this.#send({ t: 'stop', signal, graceMs });
-    return this.gone;
+    return this.#ending(graceMs);
   }
 
-  /** Involuntary stop; resolves once the whole tree is confirmed gone. */
-  fence(): Promise<void> {
+  /** Involuntary stop; resolves once the whole tree is confirmed gone (at once if none ran). */
+  fence(): Promise<Gone> {
     this.#send({ t: 'fence' });
-    return this.gone;
+    return this.#ending(this.#deadlines?.fenceGraceMs ?? 0);
   }
 
   /** Lets the watchdog exit (it does once its channel closes and no child is left). */
   close(): void {
+    this.#closing = true;
+    if (this.#pinger) clearInterval(this.#pinger);
+    if (this.#backstop) clearTimeout(this.#backstop);
     if (this.#proc.connected) this.#proc.disconnect();
+  }
+
+  #ending(graceMs: number): Promise<Gone> {
+    if (!this.#spawned) this.#confirmGone({ unkillable: [] });
+    else if (!this.#gone) {
+      this.#imposedKillAt = Math.min(this.#imposedKillAt, instantNow().mono + graceMs);
+      this.#armBackstop();
+    }
+    return this.gone;
+  }
+
+  /** Our own kill instant: the stop's or fence's, never later than the lease deadline. At it
+   *  we SIGKILL the tree too (harmless if the watchdog does the same); if the watchdog has
+   *  not reported the tree gone half the confirm budget later, it has failed. */
+  #armBackstop(): void {
+    if (this.#backstop) clearTimeout(this.#backstop);
+    if (this.#gone) return;
+    const t = instantNow();
+    let killAt = this.#imposedKillAt;
+    if (this.#anchor && this.#deadlines) killAt = Math.min(killAt, t.mono + this.#deadlines.killAfterMs - elapsedMs(this.#anchor, t));
+    this.#backstop = setTimeout(() => {
+      this.#markedTree()?.signal('SIGKILL');
+      this.#backstop = setTimeout(() => {
+        if (!this.#gone) this.#fail(`it did not report the child's tree gone ${CONFIRM_BUDGET_MS / 2}ms after the kill deadline`);
+      }, CONFIRM_BUDGET_MS / 2);
+    }, Math.max(0, killAt - t.mono));
+  }
+
+  #startPinging(): void {
+    this.#pinger = setInterval(() => {
+      this.#unanswered ??= performance.now();
+      this.#send({ t: 'ping' });
+      // Judged after this turn's I/O, so that answers waiting in the channel (this process
+      // may itself have been stalled) are read first; and only pings we sent count.
+      setImmediate(() => {
+        const silent = this.#unanswered === null ? 0 : performance.now() - this.#unanswered;
+        if (silent >= this.#guard.silenceMs) this.#fail(`it has not answered a ping for ${Math.round(silent)}ms`);
+      });
+    }, this.#guard.pingMs);
+    this.#pinger.unref();
+  }
+
+  /** The watchdog is frozen, stuck or late: kill it; its exit does the rest. */
+  #fail(why: string): void {
+    if (this.#failure || this.#closing) return;
+    this.#failure = why;
+    this.onFailed?.(why);
+    this.#proc.kill('SIGKILL');
   }
 
   #send(m: ToWatchdog): void {
     if (this.#proc.connected) this.#proc.send(m);
   }
 
-  #next(want: FromWatchdog['t'] | FromWatchdog['t'][]): Promise<FromWatchdog> {
-    const wants = Array.isArray(want) ? want : [want];
-    return new Promise((resolve) => {
-      for (const w of wants) this.#waiters.push({ want: w, resolve });
-    });
+  #next(want: FromWatchdog['t']): Promise<FromWatchdog> {
+    return new Promise((resolve) => this.#waiters.push({ want, resolve }));
   }
 
   #onMessage(m: FromWatchdog): void {
     switch (m.t) {
+      case 'pong':
+        this.#unanswered = null;
+        break;
       case 'spawned':
-        this.#pid = m.pid;
+        this.#tree = new ProcessTree(m.pid, this.#mark);
+        this.#spawning?.({ ok: true, pid: m.pid });
+        this.#spawning = null;
         break;
       case 'exit':
         this.#exit = { code: m.code, signal: m.signal };
         this.#resolveExit(this.#exit);
         break;
       case 'spawn-failed':
-        this.#gone = true;
-        this.#resolveGone();
+        this.#spawning?.({ ok: false, status: m.status, message: m.message });
+        this.#spawning = null;
+        this.#spawned = false;
+        // Nothing ran: a stop that was waiting for this child ends with the spawn's status.
+        this.#resolveExit({ code: m.status, signal: null });
+        this.#confirmGone({ unkillable: [] });
         break;
       case 'gone':
-        this.#gone = true;
         // Should the exit status never have come, the stop must not wait for it.
         if (!this.#exit) this.#resolveExit({ code: null, signal: 'SIGKILL' });
-        this.#resolveGone();
+        this.#confirmGone({ unkillable: m.unkillable });
         break;
       case 'fencing':
         this.onFencing?.(m.why);
         break;
     }
     const matched = this.#waiters.filter((w) => w.want === m.t);
-    if (matched.length) {
-      const resolvers = new Set(matched.map((w) => w.resolve));
-      this.#waiters = this.#waiters.filter((w) => !resolvers.has(w.resolve));
-      for (const r of resolvers) r(m);
-    }
+    this.#waiters = this.#waiters.filter((w) => w.want !== m.t);
+    for (const w of matched) w.resolve(m);
   }
 
-  /** The watchdog died (someone killed it): kill the tree ourselves and confirm. */
-  async #onWatchdogExit(): Promise<void> {
-    if (!this.#pid || this.#gone) return;
-    while (treeMembers(this.#pid).length > 0) {
-      signalTree(this.#pid, 'SIGKILL');
-      await new Promise((r) => setTimeout(r, 10));
+  #confirmGone(g: Gone): void {
+    if (this.#gone) return;
+    this.#gone = g;
+    if (this.#backstop) clearTimeout(this.#backstop);
+    this.#tree = null; // its pid may be reused from now on
+    this.#resolveGone(g);
+  }
+
+  /** The tree as far as we know it: the child's session, or — while a spawn is unanswered —
+   *  just the processes that carry the term's mark. */
+  #markedTree(): ProcessTree | null {
+    if (this.#tree) return this.#tree;
+    return this.#spawned ? new ProcessTree(null, this.#mark) : null;
+  }
+
+  /** The watchdog died (killed, crashed, or killed by us): kill the tree ourselves and confirm. */
+  async #onWatchdogExit(how: string): Promise<void> {
+    if (this.#pinger) clearInterval(this.#pinger);
+    if (this.#gone || this.#closing) return;
+    if (!this.#failure) {
+      this.#failure = `it exited (${how})`;
+      this.onFailed?.(this.#failure);
+    }
+    const tree = this.#markedTree();
+    const { unkillable } = tree ? await tree.kill(CONFIRM_BUDGET_MS) : { unkillable: [] };
+    if (this.#spawning) {
+      this.#spawning(this.#noWatchdog());
+      this.#spawning = null;
     }
     if (!this.#exit) this.#resolveExit({ code: null, signal: 'SIGKILL' });
-    this.#gone = true;
-    this.#resolveGone();
+    this.#confirmGone({ unkillable });
+  }
+
+  #noWatchdog(): SpawnResult {
+    return { ok: false, status: 70, message: `the watchdog process failed: ${this.#failure ?? 'gone'}` };
   }
 }

@@ -1,22 +1,40 @@
 /**
- * The child's process tree: everything in the session the child leads.
+ * The child's process tree: everything in the session the child leads, and everything that
+ * carries the term's mark in its environment.
  *
  * The child is started with setsid(), so its session id is its pid. Grandchildren stay in
  * that session even when they make process groups of their own (shells with job control
  * do), so the session — not just the process group — is what we signal and what we wait to
  * see empty. A process that calls setsid() itself (a daemon) leaves the session; we also
- * take the descendants of the child we can still see by parent pid, but a daemon whose
- * parent has already exited cannot be found. Linux /proc is required for this; elsewhere
- * only the process group is signalled.
+ * take the descendants of the child we can still see by parent pid, and every process whose
+ * environment holds the term's mark (LEADER_RUN_TERM), which a daemon inherits unless it
+ * clears its environment. Linux /proc is required for this; elsewhere only the process
+ * group is signalled.
+ *
+ * Dead means every task dead: a thread-group leader whose main thread exited reads "Z" in
+ * its own stat while its other threads run on, so a "Z" process is looked at task by task.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
-interface ProcInfo {
-  pid: number;
+/** The environment variable that marks every process of one term. */
+export const TERM_MARK = 'LEADER_RUN_TERM';
+
+export interface ProcStat {
+  state: string;
   ppid: number;
   pgrp: number;
   session: number;
-  state: string;
+}
+
+interface ProcInfo extends ProcStat {
+  pid: number;
+}
+
+/** The fields of a /proc/<pid>/stat line that the tree needs. The command name may contain
+ *  spaces and parentheses: the fields start after the last ')'. */
+export function parseStat(line: string): ProcStat {
+  const f = line.slice(line.lastIndexOf(')') + 2).split(' ');
+  return { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]) };
 }
 
 const hasProc = (() => {
@@ -28,60 +46,133 @@ const hasProc = (() => {
   }
 })();
 
+function readStat(path: string): ProcStat | undefined {
+  try {
+    return parseStat(readFileSync(path, 'latin1'));
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+const exited = (state: string): boolean => state === 'Z' || state === 'X';
+
+/** Whether any task of the process still runs. */
+function running(p: ProcInfo): boolean {
+  if (!exited(p.state)) return true;
+  try {
+    for (const tid of readdirSync(`/proc/${p.pid}/task`)) {
+      const s = readStat(`/proc/${p.pid}/task/${tid}/stat`);
+      if (s && !exited(s.state)) return true;
+    }
+  } catch {
+    // gone meanwhile
+  }
+  return false;
+}
+
 function readProcs(): ProcInfo[] {
   const out: ProcInfo[] = [];
   for (const name of readdirSync('/proc')) {
     const pid = Number(name);
     if (!Number.isInteger(pid) || pid <= 0) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // The command name may contain spaces and parentheses: fields start after the last ')'.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.push({ pid, state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]) });
+    const s = readStat(`/proc/${pid}/stat`);
+    if (s) out.push({ pid, ...s });
   }
   return out;
 }
 
-/** Live (not zombie) processes of the tree rooted at the session leader `sid`. */
-export function treeMembers(sid: number): number[] {
-  return liveTree(sid).map((p) => p.pid);
+function marked(pid: number, mark: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(mark);
+  } catch {
+    return false; // gone, or not ours to read
+  }
 }
 
-function liveTree(sid: number): ProcInfo[] {
-  if (!hasProc) return groupAlive(sid) ? [{ pid: sid, ppid: 0, pgrp: sid, session: sid, state: 'R' }] : [];
+/** Every process of the tree of session leader `sid` (or, without one, of the processes
+ *  that carry `mark`), in any state. */
+function members(sid: number | null, mark: string | undefined): ProcInfo[] {
+  if (!hasProc) return sid !== null && groupAlive(sid) ? [{ pid: sid, ppid: 0, pgrp: sid, session: sid, state: 'R' }] : [];
   const procs = readProcs();
-  const members = new Set<number>();
-  for (const p of procs) if (p.session === sid) members.add(p.pid);
+  const ids = new Set<number>();
+  for (const p of procs) if ((sid !== null && p.session === sid) || (mark && p.pid !== process.pid && marked(p.pid, mark))) ids.add(p.pid);
   // Descendants that left the session but still hang below a member.
   let grew = true;
   while (grew) {
     grew = false;
     for (const p of procs) {
-      if (!members.has(p.pid) && members.has(p.ppid)) {
-        members.add(p.pid);
+      if (!ids.has(p.pid) && ids.has(p.ppid)) {
+        ids.add(p.pid);
         grew = true;
       }
     }
   }
-  return procs.filter((p) => members.has(p.pid) && p.state !== 'Z' && p.state !== 'X');
+  return procs.filter((p) => ids.has(p.pid));
 }
 
-/** Sends `signal` once to every process of the tree: the child's process group in one call,
- *  then each member outside that group. */
-export function signalTree(sid: number, signal: NodeJS.Signals): void {
-  trySignal(-sid, signal);
-  for (const p of liveTree(sid)) if (p.pgrp !== sid) trySignal(p.pid, signal);
+/** One process tree: the session the child leads, and the processes marked with its term. */
+export class ProcessTree {
+  /** The child's pid, which is its session and process group id; null while unknown. */
+  readonly sid: number | null;
+  readonly #mark: string | undefined;
+
+  /** `mark` is `LEADER_RUN_TERM=<nonce>` as it stands in the child's environment. */
+  constructor(sid: number | null, mark?: string) {
+    if (sid !== null && !(sid > 1)) throw new RangeError(`not a child's pid: ${sid}`);
+    this.sid = sid;
+    this.#mark = mark;
+  }
+
+  /** The processes of the tree that still run (any of their tasks). */
+  running(): number[] {
+    return members(this.sid, this.#mark)
+      .filter(running)
+      .map((p) => p.pid);
+  }
+
+  /** Sends `signal` once to every process of the tree: the child's process group in one
+   *  call, then each member outside that group, whatever its state. */
+  signal(signal: NodeJS.Signals): void {
+    if (this.sid !== null) trySignal(-this.sid, signal, []);
+    for (const p of members(this.sid, this.#mark)) if (p.pgrp !== this.sid) trySignal(p.pid, signal, []);
+  }
+
+  /** SIGKILL to the group and to every member one by one (a repeated SIGKILL changes
+   *  nothing); returns the members that refused it (EPERM: a descendant that became another
+   *  user through a setuid program). */
+  #killRound(): Set<number> {
+    const denied: number[] = [];
+    if (this.sid !== null) trySignal(-this.sid, 'SIGKILL', []);
+    for (const p of members(this.sid, this.#mark)) trySignal(p.pid, 'SIGKILL', denied);
+    return new Set(denied);
+  }
+
+  /** SIGKILL rounds until no process of the tree runs — always at least one round, so an
+   *  empty-looking tree is never taken on trust. Gives up when only processes that refuse
+   *  the signal are left and `budgetMs` has passed since they first refused: those are
+   *  returned (the caller must not release the Lease while they may run). */
+  async kill(budgetMs: number, pollMs = 10): Promise<{ unkillable: number[] }> {
+    let deniedSince: number | undefined;
+    for (;;) {
+      const denied = this.#killRound();
+      const left = this.running();
+      if (left.length === 0) return { unkillable: [] };
+      if (left.every((pid) => denied.has(pid))) {
+        const now = performance.now();
+        deniedSince ??= now;
+        if (now - deniedSince >= budgetMs) return { unkillable: left };
+      } else deniedSince = undefined;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
 }
 
-function trySignal(pid: number, signal: NodeJS.Signals): void {
+function trySignal(pid: number, signal: NodeJS.Signals, denied: number[]): void {
   try {
     process.kill(pid, signal);
-  } catch {
-    // ESRCH: already gone. EPERM cannot happen for our own descendants.
+  } catch (e) {
+    // ESRCH: already gone. EPERM: a descendant that became another user (setuid).
+    if ((e as NodeJS.ErrnoException).code === 'EPERM') denied.push(pid);
   }
 }
 

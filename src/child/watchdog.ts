@@ -10,21 +10,27 @@
  * leader-run would — and if the IPC channel closes (leader-run died) it fences at once.
  * Time since the anchor is the larger of monotonic and wall-clock elapsed time, checked
  * at least every CHECK_MS, so a host that wakes from suspend fences immediately.
+ *
+ * leader-run guards it in turn: it pings it, and kills the tree itself if the watchdog
+ * stops answering or does not report the tree gone by the deadline. Where util-linux's
+ * setpriv is present, the direct child also gets PR_SET_PDEATHSIG(SIGKILL): it dies with
+ * the watchdog even when leader-run died first.
  */
+import { execFile } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
-import { elapsedMs, instantNow, leaderDeadlines, type Instant, type Timing } from '../election/timing.ts';
-import type { FromWatchdog, ToWatchdog } from './protocol.ts';
-import { signalTree, treeMembers } from './tree.ts';
+import { CONFIRM_BUDGET_MS, elapsedMs, instantNow, type Instant } from '../election/timing.ts';
+import type { FromWatchdog, LeaseDeadlines, ToWatchdog } from './protocol.ts';
+import { ProcessTree, TERM_MARK } from './tree.ts';
 
 const CHECK_MS = 100;
-const CONFIRM_POLL_MS = 10;
 
 const now = instantNow;
 
 let child: ResultPromise | null = null;
-let pid = 0;
+let tree: ProcessTree | null = null;
 let exited = false;
-let timing: Timing | null = null;
+let gone = false;
+let deadlines: LeaseDeadlines | null = null;
 let anchor: Instant | null = null;
 /** SIGKILL time imposed by a stop or fence (monotonic; only ever moves earlier). The lease
  *  deadline is separate: it is re-derived from the latest anchor, so renewals push it out. */
@@ -34,6 +40,10 @@ let killing: Promise<void> | null = null;
 let timer: NodeJS.Timeout | null = null;
 let parentGone = false;
 
+/** `setpriv --pdeathsig KILL --` where util-linux's setpriv can do it, else nothing; asked
+ *  once, before the watchdog says it is ready. */
+let pdeathsig: string[] = [];
+
 function send(m: FromWatchdog): void {
   // The channel can close between the check and the write (leader-run died): that is
   // handled by 'disconnect', not an error worth a stack trace on the child's stderr.
@@ -42,17 +52,19 @@ function send(m: FromWatchdog): void {
 
 function onMessage(m: ToWatchdog): void {
   switch (m.t) {
+    case 'ping':
+      return send({ t: 'pong' });
     case 'spawn':
       return spawn(m);
     case 'anchor':
       anchor = m.anchor;
       return check();
     case 'signal':
-      if (pid) signalTree(pid, m.signal);
+      if (tree && !gone) tree.signal(m.signal);
       return;
     case 'stop':
       send({ t: 'fencing', why: 'stop' });
-      if (pid) signalTree(pid, m.signal);
+      if (tree && !gone) tree.signal(m.signal);
       termSent = true;
       imposedKillAt = Math.min(imposedKillAt, now().mono + m.graceMs);
       return check();
@@ -62,9 +74,17 @@ function onMessage(m: ToWatchdog): void {
 }
 
 function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
-  timing = m.timing;
+  deadlines = m.deadlines;
   anchor = m.anchor;
-  const sub = execa(m.file, m.args, {
+  // Checked here, in the process that spawns, right before it does: a leader-run that was
+  // frozen may ask for a spawn on a lease that has already expired.
+  const late = elapsedMs(m.anchor, now());
+  if (late >= m.deadlines.termAfterMs) {
+    send({ t: 'spawn-failed', status: 75, message: `the lease expired ${Math.round(late - m.deadlines.termAfterMs)}ms before the child could start` });
+    return;
+  }
+  const [file, ...args] = [...pdeathsig, m.file, ...m.args];
+  const sub = execa(file!, args, {
     detached: true, // setsid: the child leads a session and process group of its own
     stdio: 'inherit',
     env: m.env,
@@ -74,9 +94,10 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
     buffer: false,
   });
   child = sub;
+  const mark = Object.entries(m.env).find(([k]) => k === TERM_MARK);
   sub.then((r) => {
     exited = true;
-    if (!pid) {
+    if (!tree) {
       const code = (r as { code?: string }).code;
       send({ t: 'spawn-failed', status: code === 'ENOENT' ? 127 : 126, message: r.shortMessage ?? String(r.message) });
     } else {
@@ -85,8 +106,8 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
     check();
   });
   if (sub.pid) {
-    pid = sub.pid;
-    send({ t: 'spawned', pid });
+    tree = new ProcessTree(sub.pid, mark ? `${mark[0]}=${mark[1]}` : undefined);
+    send({ t: 'spawned', pid: sub.pid });
   }
   check();
 }
@@ -98,69 +119,67 @@ function fence(why: 'fence' | 'deadline' | 'parent-gone'): void {
 }
 
 function startFence(why: 'fence' | 'deadline' | 'parent-gone'): void {
-  if (!pid) return;
+  if (!tree || gone) return;
   if (!termSent) {
     send({ t: 'fencing', why });
-    signalTree(pid, 'SIGTERM');
+    tree.signal('SIGTERM');
     termSent = true;
   }
-  if (timing) imposedKillAt = Math.min(imposedKillAt, now().mono + timing.fenceGraceMs);
+  if (deadlines) imposedKillAt = Math.min(imposedKillAt, now().mono + deadlines.fenceGraceMs);
 }
 
 /** The one place that decides, from the clocks, what to do to the tree next. */
 function check(): void {
   if (timer) clearTimeout(timer);
   timer = null;
-  if (!pid || killing) return;
+  if (!tree || killing || gone) return;
   const t = now();
   let deadlineTerm = Infinity;
   let deadlineKill = Infinity;
-  if (anchor && timing) {
-    const d = leaderDeadlines(timing);
+  if (anchor && deadlines) {
     const el = elapsedMs(anchor, t);
-    if (!termSent && el >= d.termAfterMs) startFence('deadline');
-    deadlineTerm = t.mono + (d.termAfterMs - el);
-    deadlineKill = t.mono + (d.killAfterMs - el);
+    if (!termSent && el >= deadlines.termAfterMs) startFence('deadline');
+    deadlineTerm = t.mono + (deadlines.termAfterMs - el);
+    deadlineKill = t.mono + (deadlines.killAfterMs - el);
   }
   const killAt = Math.min(imposedKillAt, deadlineKill);
-  if (killAt <= t.mono || (termSent && exited && treeMembers(pid).length === 0)) {
-    killing = killTree(killAt <= t.mono);
+  // Once asked to stop and the child has exited, a tree with nothing running is killed
+  // (one SIGKILL round at least) and confirmed at once, rather than at the deadline.
+  if (killAt <= t.mono || (termSent && exited && tree.running().length === 0)) {
+    killing = killTree(tree, killAt <= t.mono);
     return;
   }
   const next = Math.min(killAt, termSent ? Infinity : deadlineTerm) - t.mono;
   timer = setTimeout(check, Math.max(1, Math.min(next, CHECK_MS)));
 }
 
-/** SIGKILL until nothing of the tree is left and the child is reaped; then report. */
-async function killTree(forced: boolean): Promise<void> {
+/** SIGKILL until nothing of the tree runs and the child is reaped; then report. */
+async function killTree(t: ProcessTree, forced: boolean): Promise<void> {
   const start = now().mono;
-  // Gone means no live process of the tree is left (a zombie is not alive): that is what
-  // the lease needs, and it does not depend on how soon the child's exit is reported.
-  for (let left = treeMembers(pid); left.length > 0; left = treeMembers(pid)) {
-    signalTree(pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, CONFIRM_POLL_MS));
-  }
+  const { unkillable } = await t.kill(CONFIRM_BUDGET_MS);
   // Its exit status follows its reaping at once; never wait on it unboundedly.
-  await Promise.race([child, new Promise((r) => setTimeout(r, 1000))]);
-  send({ t: 'gone', killed: forced, elapsedMs: Math.round(now().mono - start) });
+  if (unkillable.length === 0) await Promise.race([child, new Promise((r) => setTimeout(r, 1000))]);
+  gone = true;
+  tree = null; // its pid may be reused from now on: nothing more is sent to it
+  send({ t: 'gone', killed: forced, elapsedMs: Math.round(now().mono - start), unkillable });
   if (parentGone) process.exit(0);
 }
 
 process.on('message', (m: ToWatchdog) => onMessage(m));
-// leader-run died (SIGKILL, OOM, crash): nobody renews the lease any more.
+// leader-run died (SIGKILL, OOM, crash): nobody renews the lease any more. The channel's
+// disconnect is the only sign of that: signals to this process are not.
 process.on('disconnect', () => {
   parentGone = true;
-  if (!pid || (exited && treeMembers(pid).length === 0)) process.exit(0);
+  if (!tree || gone || (exited && tree.running().length === 0)) process.exit(0);
   fence('parent-gone');
 });
-// Someone signals the watchdog itself: never leave the child orphaned.
-for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    parentGone = true;
-    if (!pid) process.exit(0);
-    fence('parent-gone');
-  });
-}
+// Signals meant for the whole unit (systemd's KillMode=control-group, a `kill` of every
+// leader-run process) reach us too. leader-run, which got them as well, drives the stop and
+// forwards what the child should get; the lease deadline binds either way.
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => {});
 // leader-run may have died before these handlers existed: then no 'disconnect' will come.
 if (!process.connected) process.exit(0);
-send({ t: 'ready' });
+execFile('setpriv', ['--help'], { timeout: 2000 }, (err, stdout) => {
+  if (!err && stdout.includes('--pdeathsig')) pdeathsig = ['setpriv', '--pdeathsig', 'KILL', '--'];
+  send({ t: 'ready' });
+});

@@ -22,6 +22,7 @@ import type { LeaseLock } from '../lease/lock.ts';
 import {
   acquireSpec,
   holderOf,
+  isReleased,
   observationKey,
   releaseSpec,
   renewSpec,
@@ -30,7 +31,7 @@ import {
   type LeaseSnapshot,
   type LeaseSpec,
 } from '../lease/record.ts';
-import { elapsedMs, expiryAfterMs, instantNow, followerRetryMs, newObjectHoldMs, recordDurationSeconds, renewAttemptMs, type Instant, type Timing } from './timing.ts';
+import { elapsedMs, expiryAfterMs, instantNow, followerRetryMs, holdMs, recordDurationSeconds, renewAttemptMs, type Instant, type Timing } from './timing.ts';
 
 export interface Clock {
   now(): Instant;
@@ -59,9 +60,10 @@ export interface Term {
   readonly uid: string;
   /** leaseTransitions of this term: larger than any earlier term's on the same Lease object. */
   readonly fencingToken: number;
-  /** How long after the anchor the work may start: a Lease object we created, or one that
-   *  replaced an object we saw, may have been deleted under a leader that has not yet
-   *  noticed (see newObjectHoldMs); 0 otherwise. */
+  /** How long after the anchor the work may start: a Lease object we created, one that
+   *  replaced an object we saw, or a free record that no release wrote, may have been
+   *  deleted or cleared under a leader that has not yet noticed (see timing.ts holdMs);
+   *  0 otherwise. */
   readonly holdMs: number;
 }
 
@@ -111,8 +113,10 @@ export class Elector {
   #observed: LeaseSnapshot | null = null;
   #lastHolder = '';
   #reachedServer = false;
-  /** Uids of the Lease objects observed so far, and when a request last had a 2xx answer. */
-  #uids = new Set<string>();
+  /** Per Lease object (uid) observed: the largest leaseDurationSeconds of its records that
+   *  were not releases, and its largest leaseTransitions. */
+  #seen = new Map<string, { durationS: number; transitions: number }>();
+  /** When a request last had a 2xx answer. */
   #lastAnswer = Number.NEGATIVE_INFINITY;
 
   /** Leader: the snapshot we last wrote (or adopted), the anchor of its write, our term. */
@@ -124,6 +128,8 @@ export class Elector {
   #pending = new Map<string, Instant>();
   /** The renewTime of a create we sent whose answer we missed, if any. */
   #pendingCreate: string | null = null;
+  /** Whether a write we sent whose answer we missed took a free record that no release wrote. */
+  #unreleasedFree = false;
 
   /** The follower's watch on the Lease, while it runs; the snapshot its last event brought. */
   #watch: AbortController | null = null;
@@ -157,6 +163,12 @@ export class Elector {
   get anchor(): Instant | null {
     return this.#anchor;
   }
+  /** How much longer the lease is ours for certain: R − time since the anchor, measured now
+   *  on both clocks; 0 when not leading. Ask it right before starting work. */
+  validForMs(): number {
+    if (this.#state !== 'leading' || !this.#anchor) return 0;
+    return Math.max(0, this.#cfg.timing.renewDeadlineMs - elapsedMs(this.#anchor, this.#clock.now()));
+  }
   get lossReason(): LossReason | null {
     return this.#lossReason;
   }
@@ -185,14 +197,28 @@ export class Elector {
   }
 
   /** Stops campaigning. A write already in flight is allowed to finish, so we never hold a
-   *  lease without knowing it; if it won, `leading` is true afterwards and the caller releases. */
-  async stopCampaigning(): Promise<void> {
+   *  lease without knowing it; if it won, `leading` is true afterwards and the caller releases.
+   *  A write of ours whose answer was lost may still have landed: if the Lease holds one, it
+   *  is released here (no work ran under it). Resolves true if it released one. */
+  async stopCampaigning(): Promise<boolean> {
     if (this.#state === 'following' || this.#state === 'idle') {
       this.#state = 'stopped';
       this.#stopWatch();
       this.#wake?.();
     }
     await this.#following;
+    if (this.#state !== 'stopped' || this.#pending.size === 0) return false;
+    const deadlineMs = followerDeadlineMs(this.#cfg.timing);
+    const snap = await this.#call((s) => this.#lock.get(s), deadlineMs).catch(() => null);
+    if (!snap || holderOf(snap) !== this.#cfg.identity || !this.#pending.has(snap.spec.renewTime ?? '')) return false;
+    this.#pending.clear();
+    try {
+      await this.#call((s) => this.#lock.update(snap, releaseSpec(snap, this.#clock.now().wall), s), deadlineMs);
+      return true;
+    } catch (e) {
+      if (!(e instanceof ApiError && e.kind === 'conflict')) this.#report(e);
+      return false;
+    }
   }
 
   /** Ends our term: stops renewing and, if the Lease still holds our last write, clears it so
@@ -227,10 +253,19 @@ export class Elector {
     }
   }
 
-  /** The Lease, if it now holds a write of ours sent after `known` (an unanswered renewal). */
+  /** Ends our term without releasing: the Lease is left to expire. For a term whose work
+   *  could not be confirmed stopped. */
+  abandon(): void {
+    this.#stopLeading('released');
+  }
+
+  /** The Lease, if it still carries our claim as `known` left it — only its metadata
+   *  changed (a label, an annotation) — or a write of ours sent after `known` whose answer
+   *  we missed (an unanswered renewal). */
   async #ownLatest(known: LeaseSnapshot, deadlineMs: number): Promise<LeaseSnapshot | null> {
     const snap = await this.#call((s) => this.#lock.get(s), deadlineMs).catch(() => null);
     if (!snap || snap.uid !== known.uid || holderOf(snap) !== this.#cfg.identity) return null;
+    if (sameClaim(snap.spec, known.spec)) return snap;
     if (!this.#pending.has(snap.spec.renewTime ?? '')) return null;
     this.#pending.delete(snap.spec.renewTime ?? '');
     return snap;
@@ -334,21 +369,25 @@ export class Elector {
       // an earlier incarnation or a collision, and waits to expire like anyone else's.
       const sent = this.#pending.get(snap.spec.renewTime ?? '');
       if (sent && elapsedMs(sent, now) < t.renewDeadlineMs) {
-        this.#lead(snap, sent, snap.spec.renewTime === this.#pendingCreate || this.#replacedAnother(snap));
+        this.#lead(snap, sent, snap.spec.renewTime === this.#pendingCreate || this.#replacedAnother(snap) || this.#unreleasedFree);
         return 0;
       }
     }
+    const leftMs = snap ? expiryAfterMs(snap.spec.leaseDurationSeconds ?? undefined, t) - (now.mono - this.#observedAt) : 0;
     if (snap && holder !== '') {
-      const leftMs = expiryAfterMs(snap.spec.leaseDurationSeconds ?? undefined, t) - (now.mono - this.#observedAt);
       // Wake at the expiry instant rather than up to a retry period after it.
       if (leftMs > 0) return Math.min(followerRetryMs(t, this.#random), Math.ceil(leftMs));
     }
-    const spec = acquireSpec(snap, this.#cfg.identity, recordDurationSeconds(t), now.wall);
+    // A free record is taken at once; but unless a release wrote it, the term is held as for
+    // a new object (see holdMs) — until it has been seen unchanged for as long as a held one.
+    const unreleasedFree = !!snap && holder === '' && !isReleased(snap.spec) && leftMs > 0;
+    const spec = acquireSpec(snap, this.#cfg.identity, recordDurationSeconds(t), now.wall, this.#transitionsBefore(snap));
     this.#pending.set(spec.renewTime ?? '', now);
     if (!snap) this.#pendingCreate = spec.renewTime ?? null;
+    this.#unreleasedFree ||= unreleasedFree;
     try {
       const won = await this.#call((s) => (snap ? this.#lock.update(snap, spec, s) : this.#lock.create(spec, s)), followerDeadlineMs(t));
-      const fresh = !snap || this.#replacedAnother(won);
+      const fresh = !snap || this.#replacedAnother(won) || unreleasedFree;
       this.#observe(won);
       if (this.#state === 'following' || this.#state === 'stopped') this.#lead(won, now, fresh);
       return 0;
@@ -362,15 +401,36 @@ export class Elector {
   /** Whether `snap` is a Lease object other than one observed before (so the earlier one was
    *  deleted, perhaps under a leader that has not noticed yet). */
   #replacedAnother(snap: LeaseSnapshot): boolean {
-    for (const uid of this.#uids) if (uid !== snap.uid) return true;
+    for (const uid of this.#seen.keys()) if (uid !== snap.uid) return true;
     return false;
+  }
+
+  /** The largest leaseTransitions seen on Lease objects other than `snap`'s (-1: none), so a
+   *  term on a recreated Lease gets a larger fencing token than the terms before it. */
+  #transitionsBefore(snap: LeaseSnapshot | null): number {
+    let max = -1;
+    for (const [uid, s] of this.#seen) if (uid !== snap?.uid) max = Math.max(max, s.transitions);
+    return max;
+  }
+
+  /** The largest lease duration of any record seen that was not a release: the longest lease
+   *  a leader we may not have seen stop could be relying on. */
+  #longestSeenMs(): number {
+    let max = 0;
+    for (const s of this.#seen.values()) max = Math.max(max, s.durationS * 1000);
+    return max;
   }
 
   #observe(snap: LeaseSnapshot | null): void {
     this.#reachedServer = true;
     this.#lastAnswer = this.#clock.now().mono;
     const key = observationKey(snap);
-    if (snap) this.#uids.add(snap.uid);
+    if (snap) {
+      const seen = this.#seen.get(snap.uid) ?? { durationS: 0, transitions: -1 };
+      if (!isReleased(snap.spec)) seen.durationS = Math.max(seen.durationS, snap.spec.leaseDurationSeconds ?? 0);
+      seen.transitions = Math.max(seen.transitions, transitionsOf(snap));
+      this.#seen.set(snap.uid, seen);
+    }
     if (key !== this.#observedKey) {
       this.#observedKey = key;
       this.#observedAt = this.#clock.now().mono;
@@ -392,11 +452,12 @@ export class Elector {
     this.#anchor = anchor;
     this.#pending.clear();
     this.#pendingCreate = null;
+    this.#unreleasedFree = false;
     this.#term = {
       identity: this.#cfg.identity,
       uid: snap.uid,
       fencingToken: transitionsOf(snap),
-      holdMs: newObject ? newObjectHoldMs(this.#cfg.timing) : 0,
+      holdMs: newObject ? holdMs(this.#cfg.timing, this.#longestSeenMs()) : 0,
     };
     this.#guard();
     if (this.#state === 'leading') this.#events.startedLeading?.(this.#term, anchor);
@@ -485,6 +546,7 @@ export class Elector {
       this.#anchor = sent;
       this.#pending.clear();
       this.#guard();
+      if (this.#state === 'leading') this.#events.renewed?.(sent, this.#clock.now().mono - sent.mono);
       return 0;
     }
     this.#lose('modified', 'the Lease was changed by a write this process did not make');

@@ -57,13 +57,21 @@ export function elapsedMs(since: Instant, now: Instant): number {
   return Math.max(now.mono - since.mono, now.wall - since.wall);
 }
 
-/** The leader's deadlines, relative to its anchor. */
-export function leaderDeadlines(t: Timing): { termAfterMs: number; killAfterMs: number; validForMs: number } {
+/** The leader's deadlines, relative to its anchor: SIGTERM the tree at R (no spawn from
+ *  then on), SIGKILL it at R + G; and G, the grace of a fence that starts earlier. */
+export function leaderDeadlines(t: Timing): { termAfterMs: number; killAfterMs: number; fenceGraceMs: number } {
   return {
     termAfterMs: t.renewDeadlineMs,
     killAfterMs: t.renewDeadlineMs + t.fenceGraceMs,
-    validForMs: t.leaseDurationMs,
+    fenceGraceMs: t.fenceGraceMs,
   };
+}
+
+/** How leader-run watches its watchdog: a ping every R/8, and a watchdog that has left one
+ *  unanswered for R/2 is frozen or stuck. Then the main process fences by itself, well
+ *  within the R + G it would have had anyway. */
+export function watchdogGuard(t: Timing): { pingMs: number; silenceMs: number } {
+  return { pingMs: Math.max(25, Math.round(t.renewDeadlineMs / 8)), silenceMs: t.renewDeadlineMs / 2 };
 }
 
 /** Deadline of one renewal attempt: at most the time left before R, and short enough that a
@@ -72,12 +80,15 @@ export function renewAttemptMs(t: Timing, leftMs: number): number {
   return Math.min(leftMs, Math.max(t.retryPeriodMs, t.renewDeadlineMs / 3));
 }
 
-/** How long a new holder of a Lease *object* it had to create (or that replaced one it had
- *  seen) holds it before its child may start. The object may have been deleted under a
- *  leader that has not noticed yet; that leader's child is gone by its t_send + D, and its
- *  last write came before the deletion, so before our create: D after our create is later. */
-export function newObjectHoldMs(t: Timing): number {
-  return t.leaseDurationMs;
+/** How long a new holder holds the Lease before its child may start, when the Lease is an
+ *  object it had to create (or one that replaced an object it had seen), or a free record
+ *  that no release wrote. The object may have been deleted, or the record cleared, under a
+ *  leader that has not noticed yet; that leader's child is gone by its t_send + its D, and
+ *  its last write came before the deletion or the clearing, so before our write: its D after
+ *  our write is later. Its D is the largest leaseDurationSeconds we saw (`seenDurationMs`),
+ *  or our own if that is longer. */
+export function holdMs(t: Timing, seenDurationMs: number): number {
+  return Math.max(t.leaseDurationMs, seenDurationMs);
 }
 
 /** The record's leaseDurationSeconds: rounded up, so that others never wait less than D. */

@@ -53,8 +53,10 @@ export function transitionsOf(s: LeaseSnapshot | null): number {
 }
 
 /** The record that starts our term. Transitions always advance, even past a record naming our
- *  own identity (an earlier incarnation), so the fencing token grows with every term. */
-export function acquireSpec(prev: LeaseSnapshot | null, identity: string, durationSeconds: number, wallMs: number): LeaseSpec {
+ *  own identity (an earlier incarnation), so the fencing token grows with every term; and past
+ *  `above`, the largest leaseTransitions seen on Lease objects this one replaced, so a
+ *  recreated Lease does not start the tokens again at 0. */
+export function acquireSpec(prev: LeaseSnapshot | null, identity: string, durationSeconds: number, wallMs: number, above = -1): LeaseSpec {
   const now = microTime(wallMs);
   return {
     ...(prev?.spec ?? {}),
@@ -62,8 +64,16 @@ export function acquireSpec(prev: LeaseSnapshot | null, identity: string, durati
     leaseDurationSeconds: durationSeconds,
     acquireTime: now,
     renewTime: now,
-    leaseTransitions: prev ? transitionsOf(prev) + 1 : 0,
+    leaseTransitions: Math.max(prev ? transitionsOf(prev) : -1, above) + 1,
   };
+}
+
+/** Whether a free record has the shape a release leaves (client-go's and ours: no holder,
+ *  leaseDurationSeconds 1). Only such a record may be taken at once: any other free record
+ *  (an admin's edit, a Lease recreated empty) may have been written under a leader that
+ *  still runs. */
+export function isReleased(spec: LeaseSpec): boolean {
+  return (spec.holderIdentity ?? '') === '' && spec.leaseDurationSeconds === 1;
 }
 
 export function renewSpec(current: LeaseSnapshot, wallMs: number): LeaseSpec {

@@ -392,3 +392,109 @@ describe('many candidates', () => {
     assert.deepEqual(extraReads, [0, 0, 0, 0], 'no read after losing the race');
   });
 });
+
+describe('the safety audit, at the elector (F3, F4, F8, F9, F12, F14)', () => {
+  it('holds a recreated Lease for the longest lease duration seen on the object it replaced (F3)', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: 'old', leaseDurationSeconds: 40, renewTime: 'x', leaseTransitions: 5 }, 'old');
+    const b = candidate(store, clock, 'b');
+    await clock.advance(1_000);
+    store.delete();
+    await clock.advance(100);
+    assert.equal(b.elector.leading, true, 'b recreated the Lease');
+    assert.equal(b.started[0]?.term.holdMs, 40_000, 'held for the old 40 s lease, not its own 15 s');
+  });
+
+  it('takes a free record at once only if it has the shape of a release (F4)', async () => {
+    for (const [spec, hold] of [
+      [{ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 2 }, 0],
+      [{ holderIdentity: '', leaseDurationSeconds: 30, leaseTransitions: 2 }, 30_000],
+      [{}, timing.leaseDurationMs],
+    ] as const) {
+      const { clock, store } = setup();
+      store.create({ ...spec }, 'admin');
+      const a = candidate(store, clock, 'a');
+      await clock.advance(100);
+      assert.equal(a.elector.leading, true, JSON.stringify(spec));
+      assert.equal(a.started[0]?.term.holdMs, hold, JSON.stringify(spec));
+    }
+  });
+
+  it('holds an admin-cleared record after a holder it watched, for that holder’s duration (F4)', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(100);
+    const b = candidate(store, clock, 'b');
+    await clock.advance(1_000);
+    store.overwrite({ holderIdentity: '' });
+    await clock.advance(100);
+    assert.equal(b.elector.leading, true);
+    assert.equal(b.started[0]?.term.holdMs, timing.leaseDurationMs);
+    await clock.advance(1_000);
+    assert.equal(a.lost[0]?.reason, 'holder-changed');
+  });
+
+  it('releases after a metadata-only write since its last renewal (F8)', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(2_100);
+    store.label('team', 'a');
+    assert.equal(await a.elector.release(), true);
+    assert.equal(store.obj?.spec.holderIdentity, '');
+  });
+
+  it('releases an acquire that landed unanswered when campaigning stops (F9)', async () => {
+    const { clock, store } = setup();
+    const lockA = store.lockFor('a');
+    lockA.mode = 'drop-reply';
+    const e = new Elector({ identity: 'a', timing, random: () => 0 }, lockA, clock, {});
+    void e.run();
+    await clock.advance(100);
+    assert.equal(store.obj?.spec.holderIdentity, 'a', 'the write landed');
+    lockA.mode = 'ok';
+    const stopped = e.stopCampaigning();
+    await clock.advance(timing.renewDeadlineMs);
+    assert.equal(await stopped, true);
+    assert.equal(e.leading, false);
+    assert.equal(store.obj?.spec.holderIdentity, '', 'released');
+  });
+
+  it('goes on with the fencing token past the objects it replaced (F12)', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 41 }, 'admin');
+    const a = candidate(store, clock, 'a');
+    await clock.advance(100);
+    assert.equal(a.started[0]?.term.fencingToken, 42);
+    const b = candidate(store, clock, 'b');
+    await clock.advance(100);
+    store.delete();
+    await clock.advance(3_000);
+    assert.equal(b.elector.leading, true);
+    assert.equal(b.started[0]?.term.fencingToken, 43);
+  });
+
+  it('reports a renewal it adopted after a missed answer, so the watchdog gets its anchor (F14)', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(2_100);
+    const before = a.renewals;
+    a.lock.mode = 'drop-reply'; // the renewal lands, its answer never comes
+    await clock.advance(2_000);
+    a.lock.mode = 'ok';
+    await clock.advance(4_000);
+    assert.equal(a.elector.leading, true);
+    assert.ok(a.renewals > before + 1, 'the adopted renewal was reported');
+  });
+
+  it('knows how long its lease is certainly valid, by both clocks (F5)', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(0);
+    assert.equal(a.elector.validForMs(), timing.renewDeadlineMs);
+    a.lock.mode = 'hang';
+    await clock.advance(4_000);
+    assert.equal(a.elector.validForMs(), timing.renewDeadlineMs - 4_000);
+    clock.suspend(60_000);
+    assert.equal(a.elector.validForMs(), 0, 'a host that slept has nothing left');
+  });
+});

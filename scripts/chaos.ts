@@ -1,5 +1,5 @@
-// `npm run chaos -- --rounds N --seed S [--candidates C] [--faults K1,K2] [--keep]`: leader-run candidates on
-// one Lease of a private cluster, a seeded fault every round; prints what it saw and ends
+// `npm run chaos -- --rounds N --seed S [--candidates C] [--no-peer] [--faults K1,K2] [--keep]`: leader-run
+// candidates and a client-go peer on one Lease of a private cluster, a seeded fault every round; prints what it saw and ends
 // with `rounds=N overlaps=K overlap_ms=M leftovers=L`. Exits 1 on any overlap or leftover
 // (or a stuck run), 130 when interrupted. See test/chaos/chaos.ts.
 import fs from 'node:fs';
@@ -12,11 +12,11 @@ import { failedCount, report } from '../test/chaos/report.ts';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function usage(msg: string): never {
-  console.error(`chaos: ${msg}\nusage: npm run chaos -- --rounds N [--seed S] [--candidates C] [--faults K1,K2,...] [--keep]\nfault kinds: ${FAULT_KINDS.join(', ')}`);
+  console.error(`chaos: ${msg}\nusage: npm run chaos -- --rounds N [--seed S] [--candidates C] [--no-peer] [--faults K1,K2,...] [--keep]\nfault kinds: ${FAULT_KINDS.join(', ')}`);
   process.exit(64);
 }
 
-let values: { rounds?: string; seed?: string; candidates?: string; faults?: string; keep?: boolean };
+let values: { rounds?: string; seed?: string; candidates?: string; faults?: string; keep?: boolean; 'no-peer'?: boolean };
 try {
   ({ values } = parseArgs({
     options: {
@@ -25,6 +25,7 @@ try {
       candidates: { type: 'string', default: '3' },
       faults: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'no-peer': { type: 'boolean', default: false },
     },
   }));
 } catch (e) {
@@ -57,6 +58,6 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-const result = await runChaos({ rounds, seed, candidates, keep: values.keep ?? false, kinds, signal: ac.signal, out: (l) => console.log(l) });
+const result = await runChaos({ rounds, seed, candidates, peer: !values['no-peer'], keep: values.keep ?? false, kinds, signal: ac.signal, out: (l) => console.log(l) });
 for (const line of report(result)) console.log(line);
 process.exitCode = result.interrupted ? 130 : failedCount(result) > 0 || result.failed ? 1 : 0;

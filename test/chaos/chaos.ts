@@ -1,6 +1,7 @@
 /**
- * The chaos run: N leader-run candidates on one Lease of a private cluster, each behind its
- * own FaultProxy, each running the ledger worker while it leads. Every round waits for one
+ * The chaos run: N leader-run candidates (with two timing sets and three kinds of child) and
+ * a client-go peer on one Lease of a private cluster, each behind its own FaultProxy, each
+ * running the ledger worker (the peer: writing the ledger itself) while it leads. Every round waits for one
  * leader with a running child, injects one fault drawn from a seeded stream, and waits for
  * the next leader's child to start (or for the leader to ride the fault out). Candidates
  * that exit are restarted, as a supervisor would. At the end everything is stopped
@@ -10,18 +11,23 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { apiRequest, FaultProxy, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
-import type { Cluster, ClusterInfo } from '../support/cluster.ts';
-import { BIN, FAST, LeaderRun, workerCmd } from '../support/leader-run.ts';
+import { apiRequest, FaultProxy, LeaderPeer, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
+import type { Cluster, ClusterInfo, PeerEvent } from '../support/cluster.ts';
+import { BIN, FAST, LeaderRun, workerCmd, type LogRecord } from '../support/leader-run.ts';
+import { nativeFixture } from '../support/native.ts';
 import { LedgerTail, type Life, type Overlap } from './ledger.ts';
 import { LeaseWatch, formatLeaseEvent } from './lease-watch.ts';
 import { childrenOf, cmdline, monoNow, parentOf, procStart, stillAlive } from '../support/procs.ts';
 import { Rng } from './rng.ts';
 
-// FAST is D=4s R=2s P=500ms G=500ms; the chaos reasons with the same numbers.
+// FAST is D=4s R=2s P=500ms G=500ms; the chaos reasons with the same numbers. One slot in
+// three runs LONG instead, and the peer runs LONG's D, R and P: followers must honour the
+// longer lease of whoever leads, and a recreated Lease the longer lease of its old holder.
 const D_MS = 4000;
 const R_MS = 2000;
 const G_MS = 500;
+const LONG = ['--lease-duration', '6s', '--renew-deadline', '3s', '--retry-period', '1s', '--fence-grace', '500ms'];
+const LONG_R_MS = 3000;
 /** Voluntary stops (SIGTERM of a leader) must not wait the 30 s default on a grandchild
  *  that ignores SIGTERM. */
 const SHUTDOWN_GRACE = '1s';
@@ -31,8 +37,8 @@ const NAMESPACE = 'default';
 const RUNNING_WITHIN_MS = 250;
 const POLL_MS = 20;
 /** How long the leader has to be seen leading again after a fault healed for the round to
- *  count as ridden out: past its renew deadline and fence grace, with a margin. */
-const SURVIVE_AFTER_MS = R_MS + G_MS + 1000;
+ *  count as ridden out: past the longest renew deadline and the fence grace, with a margin. */
+const SURVIVE_AFTER_MS = LONG_R_MS + G_MS + 1000;
 const STUCK_AFTER_MS = 60_000;
 const STEADY_TIMEOUT_MS = 90_000;
 
@@ -46,13 +52,40 @@ export const FAULT_KINDS = [
   'apiserver-kill',
   'lease-delete',
   'lease-overwrite',
+  // The leader's watchdog alone: frozen, or killed.
+  'watchdog-sigstop',
+  'watchdog-sigkill',
+  // Both processes, as a unit-wide signal sends it (systemd's KillMode=control-group); the
+  // freeze of both only for less than D − R − G − K, where the outcome is defined.
+  'unit-sigterm',
+  'unit-sighup',
+  'unit-sigstop',
+  // An admin's writes: the holder cleared; deleted and recreated with an empty spec;
+  // a label or annotation only (ridden out), and one right before a SIGTERM (released).
+  'lease-clear',
+  'lease-recreate-empty',
+  'lease-annotate',
+  'annotate-sigterm',
+  // The Lease deleted, and its next holder frozen at the end of its new-Lease hold for
+  // longer than D − R: on waking it must not start its child.
+  'hold-freeze',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Faults the client-go peer cannot survive when it leads (it has no watchdog: frozen, it
+ *  runs on): it gets a SIGTERM instead. */
+const PEER_UNSAFE: ReadonlySet<FaultKind> = new Set(['sigstop', 'watchdog-sigstop', 'watchdog-sigkill', 'unit-sigterm', 'unit-sighup', 'unit-sigstop', 'hold-freeze']);
+/** Admin writes after which the client-go peer, as a follower, takes the Lease at once with
+ *  no hold: an overlap it then causes with a leader-run child is client-go's, not ours. */
+const LEASE_WRITES: ReadonlySet<FaultKind> = new Set(['lease-delete', 'lease-overwrite', 'lease-clear', 'lease-recreate-empty', 'hold-freeze']);
 
 export interface ChaosOptions {
   rounds: number;
   seed: string;
+  /** leader-run candidates (default 3). */
   candidates?: number;
+  /** A client-go peer on the Lease too (default true). */
+  peer?: boolean;
   /** Progress and findings, one line at a time. */
   out?: (line: string) => void;
   signal?: AbortSignal;
@@ -92,6 +125,9 @@ export interface ChaosResult {
   results: RoundResult[];
   overlaps: FoundOverlap[];
   overlapMs: number;
+  /** Overlaps where the client-go peer took the Lease at once after an admin's write (it
+   *  has no new-Lease hold), reported apart: not leader-run's to prevent. */
+  peerOverlaps: FoundOverlap[];
   /** Processes of ours alive when they must not be, each described. */
   leftovers: string[];
   /** Older trees' processes alive when a newer child had started. */
@@ -112,24 +148,76 @@ class Interrupted extends Error {
   override name = 'Interrupted';
 }
 
+/** What the run needs of a candidate: leader-run, or the client-go peer seen the same way. */
+interface Candidate {
+  readonly pid: number;
+  readonly proc: import('node:child_process').ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly records: LogRecord[];
+  readonly stderrLines: string[];
+  has(event: string): boolean;
+  signal(sig: NodeJS.Signals): void;
+  waitFor(event: string, timeoutMs?: number): Promise<unknown>;
+}
+
+/** The peer as a Candidate: its started-leading is a child-started. */
+class PeerCandidate implements Candidate {
+  readonly peer: LeaderPeer;
+  constructor(peer: LeaderPeer) {
+    this.peer = peer;
+  }
+  static #event(e: PeerEvent): string {
+    return e.event === 'started-leading' ? 'child-started' : e.event;
+  }
+  get pid(): number {
+    return this.peer.proc.pid ?? 0;
+  }
+  get proc(): import('node:child_process').ChildProcess {
+    return this.peer.proc;
+  }
+  get exited(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    return this.peer.exited;
+  }
+  get records(): LogRecord[] {
+    return this.peer.events.map((e) => ({ ...e, time: new Date(e.ms).toISOString(), level: 'info', msg: e.event, event: PeerCandidate.#event(e) }));
+  }
+  get stderrLines(): string[] {
+    return this.peer.stderr.split('\n');
+  }
+  has(event: string): boolean {
+    return this.peer.events.some((e) => PeerCandidate.#event(e) === event);
+  }
+  signal(sig: NodeJS.Signals): void {
+    this.peer.proc.kill(sig);
+  }
+  waitFor(event: string, timeoutMs?: number): Promise<unknown> {
+    return this.peer.waitFor((e) => PeerCandidate.#event(e) === event, timeoutMs);
+  }
+}
+
 interface Incarnation {
   slot: Slot;
   gen: number;
   name: string;
-  lr: LeaderRun;
+  lr: Candidate;
   log: string;
   watchdog: { pid: number; start: string | undefined } | undefined;
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** Signals we sent it, so an exit by our SIGKILL is expected. */
   sent: Set<string>;
+  /** Exit statuses the faults we injected make expected (70 after a watchdog fault). */
+  expected: Set<number>;
 }
 
 interface Slot {
   index: number;
   id: string;
+  /** The client-go peer, not leader-run. */
+  peer: boolean;
   proxy: FaultProxy;
   kubeconfig: string;
   workerFlags: string[];
+  timing: string[];
   gen: number;
   current: Incarnation | undefined;
   restart: NodeJS.Timeout | undefined;
@@ -139,7 +227,9 @@ interface Slot {
 function workerFlagsFor(index: number): string[] {
   switch (index % 3) {
     case 1:
-      return ['--grandchildren', '2']; // grandchildren ignore SIGTERM: only SIGKILL ends them
+      // Grandchildren that ignore SIGTERM (only SIGKILL ends them), one of them a process
+      // whose main thread has exited while a thread beats on.
+      return ['--grandchildren', '2', '--zthread', nativeFixture('zthread')];
     case 2:
       return ['--term-delay', '300']; // a graceful shutdown that takes a while
     default:
@@ -156,6 +246,7 @@ function microTime(wallMs: number): string {
 export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const out = opts.out ?? ((line: string) => console.log(line));
   const nCand = opts.candidates ?? 3;
+  const withPeer = opts.peer ?? true;
   const kinds = opts.kinds && opts.kinds.length > 0 ? opts.kinds : FAULT_KINDS;
   const faults = new Rng(opts.seed, 'faults');
   const misc = new Rng(opts.seed, 'misc');
@@ -173,6 +264,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     results: [],
     overlaps: [],
     overlapMs: 0,
+    peerOverlaps: [],
     leftovers: [],
     strays: [],
     leaseHeld: undefined,
@@ -224,22 +316,31 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     slot.gen++;
     const name = `c${slot.index}.${slot.gen}`;
     const log = path.join(dir, 'logs', `${name}.log`);
-    const lr = new LeaderRun(
-      [
-        '-v',
-        '--kubeconfig', slot.kubeconfig,
-        '--lock-name', LEASE,
-        '--lock-namespace', NAMESPACE,
-        // Stable per slot, like a Pod name: a restarted candidate finds the Lease naming an
-        // identity it did not write in this process, which it must treat as foreign.
-        '--id', slot.id,
-        ...FAST,
-        '--shutdown-grace', SHUTDOWN_GRACE,
-        ...workerCmd(tail.file, '--name', name, ...slot.workerFlags),
-      ],
-      { env: { LEADER_RUN_CHAOS: dir } },
-    );
-    const inc: Incarnation = { slot, gen: slot.gen, name, lr, log, watchdog: undefined, exit: undefined, sent: new Set() };
+    const lr: Candidate = slot.peer
+      ? new PeerCandidate(
+          new LeaderPeer(info!.binDir, {
+            id: slot.id, lockName: LEASE, namespace: NAMESPACE, kubeconfig: slot.kubeconfig,
+            leaseDuration: '6s', renewDeadline: '3s', retryPeriod: '1s', ledger: tail.file, ledgerName: name,
+          }),
+        )
+      : new LeaderRun(
+          [
+            '-v',
+            '--kubeconfig', slot.kubeconfig,
+            '--lock-name', LEASE,
+            '--lock-namespace', NAMESPACE,
+            // Stable per slot, like a Pod name: a restarted candidate finds the Lease naming an
+            // identity it did not write in this process, which it must treat as foreign.
+            '--id', slot.id,
+            ...slot.timing,
+            '--shutdown-grace', SHUTDOWN_GRACE,
+            ...workerCmd(tail.file, '--name', name, ...slot.workerFlags),
+          ],
+          { env: { LEADER_RUN_CHAOS: dir } },
+        );
+    // The peer exits 0 once its term is over (client-go's RunOrDie returns).
+    const expected = new Set(slot.peer ? [0] : [75, 143]);
+    const inc: Incarnation = { slot, gen: slot.gen, name, lr, log, watchdog: undefined, exit: undefined, sent: new Set(), expected };
     slot.current = inc;
     incarnations.push(inc);
     lr.proc.stderr?.on('data', (s: string) => fs.appendFileSync(log, s));
@@ -247,7 +348,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     lr.waitFor('campaigning', 60_000).then(
       () => {
         // The watchdog is forked before leader-run says it is campaigning.
-        const wd = childrenOf(lr.pid).find((p) => /watchdog\.[jt]s/.test(cmdline(p)));
+        const wd = slot.peer ? undefined : childrenOf(lr.pid).find((p) => /watchdog\.[jt]s/.test(cmdline(p)));
         if (wd) inc.watchdog = { pid: wd, start: procStart(wd) };
       },
       () => {},
@@ -257,7 +358,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       const key = e.code !== null ? String(e.code) : String(e.signal);
       res.exits[key] = (res.exits[key] ?? 0) + 1;
       // On an interruption the spawn guards SIGKILL every candidate: nothing to report.
-      const expected = e.code === 75 || e.code === 143 || (e.signal !== null && inc.sent.has(e.signal)) || !!opts.signal?.aborted;
+      const expected = (e.code !== null && inc.expected.has(e.code)) || (e.signal !== null && inc.sent.has(e.signal)) || !!opts.signal?.aborted;
       if (!expected) {
         const last = lr.stderrLines.slice(-3).join('\n      ');
         (res.unexpectedExits[key] ??= []).push(`${name} (pid ${lr.pid}), log ${log}:\n      ${last}`);
@@ -274,6 +375,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     inc.sent.add(sig);
     event(`${sig} -> ${inc.name} pid ${inc.lr.pid}`);
     if (!inc.exit) inc.lr.signal(sig);
+  }
+
+  /** Signals the leader's watchdog, if it is still the process we found. */
+  function signalWatchdog(inc: Incarnation, sig: NodeJS.Signals): void {
+    const wd = inc.watchdog;
+    event(`${sig} -> watchdog of ${inc.name} pid ${wd?.pid}`);
+    if (wd && stillAlive(wd.pid, wd.start)) process.kill(wd.pid, sig);
   }
 
   // ---- observing -------------------------------------------------------------------
@@ -319,7 +427,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   /** Older trees' processes alive once a newer child has started. */
   function checkStrays(fresh: Life, round: number): void {
     for (const life of tail!.lives.values()) {
-      if (life === fresh || life.gone || life.from > fresh.from) continue;
+      if (life.tree === fresh.tree || life.gone || life.from > fresh.from || peerLife(life)) continue;
       let anyAlive = false;
       for (const p of treeOf(life)) {
         if (!stillAlive(p.pid, p.start)) continue;
@@ -333,6 +441,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       }
       if (!anyAlive) life.gone = true;
     }
+  }
+
+  /** The peer's ledger is written by the peer process itself, which outlives its term by a
+   *  moment: its liveness is its beats, not its pid. */
+  function peerLife(life: Life): boolean {
+    const m = /^c(\d+)\./.exec(life.tree);
+    return !!m && !!slots[Number(m[1])]?.peer;
   }
 
   /** Overlaps found so far, by pair: re-measured on every check, since a child that was
@@ -354,9 +469,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       const evidence = writeEvidence(o, r);
       const f: FoundOverlap = { a: o.a.name, b: o.b.name, aPid: o.a.pid, bPid: o.b.pid, ms: o.ms, round: r?.round, kind: r?.kind, evidence };
       found.set(key, { o, f });
-      res.overlaps.push(f);
+      const clientGos = peerLife(o.b) && !peerLife(o.a) && r !== undefined && LEASE_WRITES.has(r.kind);
+      (clientGos ? res.peerOverlaps : res.overlaps).push(f);
       const line =
-        `OVERLAP ${o.ms.toFixed(1)}ms: ${o.a.name} (pid ${o.a.pid}) last seen ${o.a.to.toFixed(1)}, ` +
+        `${clientGos ? 'PEER OVERLAP (client-go takes a written Lease at once)' : 'OVERLAP'} ${o.ms.toFixed(1)}ms: ${o.a.name} (pid ${o.a.pid}) last seen ${o.a.to.toFixed(1)}, ` +
         `${o.b.name} (pid ${o.b.pid}) started ${o.b.from.toFixed(1)}` +
         (r ? ` — round ${r.round} ${r.kind}${r.detail ? ` ${r.detail}` : ''}, injected at ${r.t0.toFixed(1)}` : '') +
         `; evidence ${evidence}`;
@@ -424,16 +540,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       bucket < 0.35 ? 200 + r * (R_MS - 400) : bucket < 0.65 ? R_MS + r * (D_MS - R_MS) : D_MS + r * 5000;
     if (kind === 'reset' && bucket < 0.25) pauseMs = 0; // a one-off reset of every connection
     if (kind === 'apiserver-kill') pauseMs = r * 2000; // down time before the restart begins
+    if (kind === 'unit-sigstop') pauseMs = 100 + r * 800; // < D − R − G − K: both wake in time
+    if (kind === 'hold-freeze') pauseMs = D_MS - R_MS + 500 + r * 1500; // longer than D − R
     pauseMs = Math.round(pauseMs);
     const holderOf = (leader: Slot): string => {
       // Sometimes a made-up holder, sometimes another candidate's identity, which that
       // candidate must treat as foreign.
-      if (other < 0.5 || slots.length < 2) return 'admin-override';
-      const others = slots.filter((s) => s !== leader);
+      // Never the peer's: client-go takes a record naming it as its own.
+      const others = slots.filter((s) => s !== leader && !s.peer);
+      if (other < 0.5 || others.length === 0) return 'admin-override';
       return others[Math.floor(((other - 0.5) / 0.5) * others.length)]!.id;
     };
     const detail =
-      kind === 'sigstop' || kind === 'blackhole' || kind === 'reset' || kind === 'apiserver-freeze'
+      kind === 'sigstop' || kind === 'blackhole' || kind === 'reset' || kind === 'apiserver-freeze' || kind === 'watchdog-sigstop' || kind === 'unit-sigstop' || kind === 'hold-freeze'
         ? `for ${pauseMs}ms`
         : kind === 'apiserver-kill'
           ? `restart after ${pauseMs}ms`
@@ -442,6 +561,54 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   }
 
   const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${NAMESPACE}/leases/${LEASE}`;
+
+  /** An admin's read-modify-write of the Lease, retried on conflicts; returns when it landed. */
+  async function adminWrite(what: string, change: (lease: { metadata: Record<string, unknown>; spec: Record<string, unknown> }) => void): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      const got = await apiRequest(target(info!, 'admin'), 'GET', leasePath);
+      if (got.status !== 200) throw new Error(`admin GET lease: ${got.status} ${got.text.slice(0, 200)}`);
+      const lease = got.body as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
+      change(lease);
+      const t0 = monoNow();
+      const put = await apiRequest(target(info!, 'admin'), 'PUT', leasePath, lease);
+      event(`admin PUT lease (${what}): ${put.status}`);
+      if (put.status === 200) return t0;
+      if (put.status !== 409 || attempt >= 10) throw new Error(`admin PUT lease (${what}): ${put.status} ${put.text.slice(0, 200)}`);
+    }
+  }
+
+  async function adminDelete(): Promise<number> {
+    const t0 = monoNow();
+    const r = await apiRequest(target(info!, 'admin'), 'DELETE', leasePath);
+    event(`admin DELETE lease: ${r.status}`);
+    if (r.status !== 200) res.notes.push(`admin DELETE answered ${r.status}: ${r.text.slice(0, 200)}`);
+    return t0;
+  }
+
+  /** The hold-freeze fault: after the deletion, the candidate that creates the Lease anew
+   *  holds it before its child may start; it is frozen 300 ms before that hold ends. */
+  async function freezeAtHoldEnd(t0Wall: number, pauseMs: number): Promise<{ healed: Promise<number>; detail: string }> {
+    const end = monoNow() + 10_000;
+    for (;;) {
+      for (const inc of incarnations) {
+        if (inc.exit || inc.slot.peer) continue;
+        const hold = inc.lr.records.find((x) => x.event === 'new-lease-hold' && Date.parse(x.time) >= t0Wall);
+        if (!hold) continue;
+        const holdEndsWall = Date.parse(hold.time) + Number(hold['holdMs'] ?? D_MS);
+        await sleep(holdEndsWall - 300 - Date.now());
+        signal(inc, 'SIGSTOP');
+        return {
+          healed: sleep(pauseMs).then(() => {
+            signal(inc, 'SIGCONT');
+            return monoNow();
+          }),
+          detail: `${inc.name} frozen at the end of its hold for ${pauseMs}ms`,
+        };
+      }
+      if (monoNow() > end) return { healed: Promise.resolve(monoNow()), detail: 'no new-Lease hold seen (the peer recreated it?)' };
+      await tick();
+    }
+  }
 
   /** Injects; returns the injection instant and a promise of the instant it was healed. */
   async function inject(d: Drawn, leader: Incarnation): Promise<{ t0: number; healed: Promise<number>; detail: string }> {
@@ -506,19 +673,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         });
         return { t0, healed, detail: d.detail };
       }
-      case 'lease-delete': {
-        t0 = monoNow();
-        const r = await apiRequest(target(info!, 'admin'), 'DELETE', leasePath);
-        event(`admin DELETE lease: ${r.status}`);
-        if (r.status !== 200) res.notes.push(`admin DELETE answered ${r.status}: ${r.text.slice(0, 200)}`);
+      case 'lease-delete':
+        t0 = await adminDelete();
         return { t0, healed: Promise.resolve(t0), detail: d.detail };
-      }
       case 'lease-overwrite': {
         const holder = d.holder(leader.slot);
-        for (let attempt = 1; ; attempt++) {
-          const got = await apiRequest(target(info!, 'admin'), 'GET', leasePath);
-          if (got.status !== 200) throw new Error(`admin GET lease: ${got.status} ${got.text.slice(0, 200)}`);
-          const lease = got.body as { spec: Record<string, unknown> };
+        t0 = await adminWrite(`holder=${holder}`, (lease) => {
           const now = Date.now();
           lease.spec = {
             ...lease.spec,
@@ -527,13 +687,64 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             renewTime: microTime(now),
             leaseTransitions: Number(lease.spec['leaseTransitions'] ?? 0) + 1,
           };
-          t0 = monoNow();
-          const put = await apiRequest(target(info!, 'admin'), 'PUT', leasePath, lease);
-          event(`admin PUT lease holder=${holder}: ${put.status}`);
-          if (put.status === 200) break;
-          if (put.status !== 409 || attempt >= 10) throw new Error(`admin PUT lease: ${put.status} ${put.text.slice(0, 200)}`);
-        }
+        });
         return { t0, healed: Promise.resolve(t0), detail: `holder=${holder}` };
+      }
+      case 'lease-clear':
+        t0 = await adminWrite('holder cleared', (lease) => void (lease.spec = { ...lease.spec, holderIdentity: '' }));
+        return { t0, healed: Promise.resolve(t0), detail: d.detail };
+      case 'lease-recreate-empty': {
+        t0 = await adminDelete();
+        const r = await apiRequest(target(info!, 'admin'), 'POST', leasePath.slice(0, leasePath.lastIndexOf('/')), {
+          apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: LEASE, namespace: NAMESPACE }, spec: {},
+        });
+        event(`admin POST lease with an empty spec: ${r.status}`);
+        return { t0, healed: Promise.resolve(t0), detail: r.status === 201 ? 'recreated empty' : `POST answered ${r.status} (a candidate was first)` };
+      }
+      case 'lease-annotate':
+      case 'annotate-sigterm': {
+        t0 = await adminWrite('annotation', (lease) => {
+          const annotations = { ...((lease.metadata['annotations'] as Record<string, string> | undefined) ?? {}), 'chaos.leader-run/poked': String(Date.now()) };
+          lease.metadata = { ...lease.metadata, annotations };
+        });
+        if (d.kind === 'annotate-sigterm') signal(leader, 'SIGTERM');
+        return { t0, healed: Promise.resolve(t0), detail: d.detail };
+      }
+      case 'watchdog-sigkill':
+        t0 = monoNow();
+        leader.expected.add(70);
+        signalWatchdog(leader, 'SIGKILL');
+        return { t0, healed: Promise.resolve(t0), detail: d.detail };
+      case 'watchdog-sigstop':
+        t0 = monoNow();
+        leader.expected.add(70);
+        signalWatchdog(leader, 'SIGSTOP');
+        return { t0, healed: healAfter(d.pauseMs, () => signalWatchdog(leader, 'SIGCONT')), detail: d.detail };
+      case 'unit-sigterm':
+      case 'unit-sighup': {
+        const sig = d.kind === 'unit-sigterm' ? 'SIGTERM' : 'SIGHUP';
+        t0 = monoNow();
+        signal(leader, sig);
+        signalWatchdog(leader, sig);
+        return { t0, healed: Promise.resolve(t0), detail: d.detail };
+      }
+      case 'unit-sigstop':
+        t0 = monoNow();
+        signalWatchdog(leader, 'SIGSTOP');
+        signal(leader, 'SIGSTOP');
+        return {
+          t0,
+          healed: healAfter(d.pauseMs, () => {
+            signal(leader, 'SIGCONT');
+            signalWatchdog(leader, 'SIGCONT');
+          }),
+          detail: d.detail,
+        };
+      case 'hold-freeze': {
+        const wall = Date.now();
+        t0 = await adminDelete();
+        const f = await freezeAtHoldEnd(wall, d.pauseMs);
+        return { t0, healed: f.healed, detail: f.detail };
       }
     }
   }
@@ -544,13 +755,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     cluster = await startCluster({ dir: path.join(dir, 'cluster') });
     info = cluster.info;
     checkAbort();
-    out(`chaos: seed ${opts.seed}, ${opts.rounds} rounds, ${nCand} candidates, private apiserver ${info.server}, work dir ${dir}`);
+    out(`chaos: seed ${opts.seed}, ${opts.rounds} rounds, ${nCand} leader-run candidates${withPeer ? ' and a client-go peer' : ''}, private apiserver ${info.server}, work dir ${dir}`);
     watch = new LeaseWatch(target(info, 'admin'), NAMESPACE, LEASE, path.join(dir, 'lease-events.log'));
     tail = new LedgerTail(path.join(dir, 'ledger'));
-    for (let i = 0; i < nCand; i++) {
+    for (let i = 0; i < nCand + (withPeer ? 1 : 0); i++) {
+      const peer = i === nCand;
       const proxy = await FaultProxy.start({ host: '127.0.0.1', port: info.apiserverPort });
       const kubeconfig = writeKubeconfig(info, `chaos-c${i}`, { user: 'candidate', server: proxy.url });
-      slots.push({ index: i, id: `cand-${i}`, proxy, kubeconfig, workerFlags: workerFlagsFor(i), gen: 0, current: undefined, restart: undefined });
+      slots.push({
+        index: i, id: peer ? 'client-go-peer' : `cand-${i}`, peer, proxy, kubeconfig,
+        workerFlags: workerFlagsFor(i), timing: i % 3 === 2 ? LONG : FAST, gen: 0, current: undefined, restart: undefined,
+      });
     }
     for (const s of slots) spawn(s);
 
@@ -574,6 +789,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       const leader = st.inc;
       const old = st.life;
       const startsBefore = tail.starts.length;
+      if (leader.slot.peer && PEER_UNSAFE.has(d.kind)) {
+        // Frozen, the peer would run on: client-go has no watchdog. A graceful stop instead.
+        d.detail = `(the peer leads: SIGTERM instead of ${d.kind})`;
+        d.kind = 'sigterm';
+      }
       event(`round ${round}: ${d.kind} ${d.detail} on leader ${leader.name}`);
       const inj = await inject(d, leader);
       let healedAt: number | undefined;
@@ -668,6 +888,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       // Each leader-run confirmed its tree dead before exiting, and older trees died long
       // ago: any worker or grandchild alive now is left over.
       for (const life of tail?.lives.values() ?? []) {
+        if (peerLife(life)) continue;
         for (const p of treeOf(life)) {
           if (stillAlive(p.pid, p.start)) res.leftovers.push(`${p.what} ${p.pid} of ${life.name}: ${cmdline(p.pid).slice(0, 120)}`);
         }
@@ -770,7 +991,7 @@ function markedProcesses(marker: string): Array<{ pid: number; what: string; cmd
         ? 'worker'
         : cmd.includes('leader-run.js')
           ? 'leader-run'
-          : cmd.includes("process.on('SIGTERM'")
+          : cmd.includes("process.on('SIGTERM'") || cmd.includes('zthread')
             ? 'grandchild'
             : 'process';
     out.push({ pid, what, cmd });

@@ -9,8 +9,11 @@ import { procStart } from '../support/procs.ts';
 
 export interface Life {
   pid: number;
-  /** The worker's --name: `c<slot>.<generation>`. */
+  /** The worker's --name: `c<slot>.<generation>`; a grandchild that writes to the ledger
+   *  itself adds `/<what>` to its worker's name. */
   name: string;
+  /** The name of the child (the worker) whose tree this life belongs to. */
+  tree: string;
   from: number;
   to: number;
   started: boolean;
@@ -44,7 +47,7 @@ export class LedgerTail {
   readonly file: string;
   /** By pid and name: a pid reused by a later child is another life. */
   readonly lives = new Map<string, Life>();
-  /** Children in the order their start lines were seen. */
+  /** Children (not their grandchildren) in the order their start lines were seen. */
   readonly starts: Life[] = [];
   #fd: number;
   #offset = 0;
@@ -87,7 +90,7 @@ export class LedgerTail {
     const key = `${l.pid} ${l.name}`;
     let life = this.lives.get(key);
     if (!life) {
-      life = { pid: l.pid, name: l.name, from: l.mono, to: l.mono, started: false, stopped: false, grandchildren: [], procStart: undefined, gone: false, lines: [], recent: [] };
+      life = { pid: l.pid, name: l.name, tree: l.name.split('/')[0]!, from: l.mono, to: l.mono, started: false, stopped: false, grandchildren: [], procStart: undefined, gone: false, lines: [], recent: [] };
       this.lives.set(key, life);
     }
     life.from = Math.min(life.from, l.mono);
@@ -97,7 +100,7 @@ export class LedgerTail {
       life.procStart = procStart(l.pid);
       const kids = Array.isArray(l['grandchildren']) ? (l['grandchildren'] as number[]) : [];
       life.grandchildren = kids.map((pid) => ({ pid, start: procStart(pid) }));
-      this.starts.push(life);
+      if (life.name === life.tree) this.starts.push(life);
     }
     if (l.ev === 'stop') life.stopped = true;
     if (l.ev !== 'beat' || life.lines.length < KEEP_HEAD) life.lines.push(l);
@@ -111,14 +114,15 @@ export class LedgerTail {
     return [...all].sort((x, y) => x.mono - y.mono);
   }
 
-  /** Children showing signs of life within the last `withinMs` and not stopped. */
+  /** Children (not their grandchildren) showing signs of life within the last `withinMs`
+   *  and not stopped. */
   running(nowMono: number, withinMs: number): Life[] {
     const out: Life[] = [];
-    for (const l of this.lives.values()) if (!l.stopped && nowMono - l.to <= withinMs) out.push(l);
+    for (const l of this.lives.values()) if (l.name === l.tree && !l.stopped && nowMono - l.to <= withinMs) out.push(l);
     return out;
   }
 
-  /** Every pair of children whose [first, last] sign of life intersect. */
+  /** Every pair of lives of different trees whose [first, last] sign of life intersect. */
   overlaps(): Overlap[] {
     const iv = [...this.lives.values()].sort((x, y) => x.from - y.from);
     const out: Overlap[] = [];
@@ -126,6 +130,7 @@ export class LedgerTail {
       for (let j = i + 1; j < iv.length; j++) {
         const a = iv[i]!, b = iv[j]!;
         if (b.from >= a.to) break; // sorted by start: no later child can intersect a
+        if (a.tree === b.tree) continue;
         out.push({ a, b, at: b.from, ms: Math.min(a.to, b.to) - b.from });
       }
     }

@@ -61,6 +61,8 @@ export function report(r: ChaosResult): string[] {
   for (const o of r.overlaps) {
     out.push(`  ${o.ms.toFixed(1)}ms ${o.a} (pid ${o.aPid}) / ${o.b} (pid ${o.bPid}) in round ${o.round ?? '?'} (${o.kind ?? '?'}): ${o.evidence ?? ''}`);
   }
+  out.push(`client-go peer overlaps (it takes a Lease an admin wrote at once, with no hold; not counted): ${r.peerOverlaps.length}`);
+  for (const o of r.peerOverlaps) out.push(`  ${o.ms.toFixed(1)}ms ${o.a} / ${o.b} (peer) in round ${o.round ?? '?'} (${o.kind ?? '?'}): ${o.evidence ?? ''}`);
   out.push(`processes left over: ${r.leftovers.length} at the end, ${r.strays.length} of older trees alive after a newer child started`);
   for (const l of [...r.leftovers, ...r.strays]) out.push(`  ${l}`);
   out.push(`leases left held: ${r.leaseHeld ? `1 (holder ${JSON.stringify(r.leaseHeld)})` : '0'}`);

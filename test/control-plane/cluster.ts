@@ -781,6 +781,10 @@ export interface PeerOptions {
   renewDeadline?: string;
   retryPeriod?: string;
   userAgent?: string;
+  /** Append start/beat lines to this ledger while leading, under `ledgerName`. */
+  ledger?: string;
+  ledgerName?: string;
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A client-go leader-election candidate (leader-peer) whose events are collected. */
@@ -804,8 +808,9 @@ export class LeaderPeer {
       `--renew-deadline=${opts.renewDeadline ?? '2s'}`,
       `--retry-period=${opts.retryPeriod ?? '500ms'}`,
       ...(opts.userAgent ? [`--user-agent=${opts.userAgent}`] : []),
+      ...(opts.ledger ? [`--ledger=${opts.ledger}`, `--ledger-name=${opts.ledgerName ?? opts.id}`] : []),
     ];
-    this.proc = spawnGuarded(path.join(binDir, 'leader-peer'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawnGuarded(path.join(binDir, 'leader-peer'), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     this.proc.stderr!.setEncoding('utf8').on('data', (s: string) => {
       // Bounded: client-go can log a lot while the apiserver is away.
       this.stderr = (this.stderr + s).slice(-20_000);

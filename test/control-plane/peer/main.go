@@ -22,12 +22,55 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"golang.org/x/sys/unix"
 )
 
 var out = struct {
 	sync.Mutex
 	enc *json.Encoder
 }{enc: json.NewEncoder(os.Stdout)}
+
+// ledger appends the lines the end-to-end tests' workers write (start, a beat every 20 ms,
+// stop) while this peer leads, so the chaos run can measure the peer's term against the
+// children of leader-run candidates on the same host clock.
+type ledger struct {
+	f    *os.File
+	name string
+}
+
+func (l *ledger) line(ev string) {
+	if l == nil {
+		return
+	}
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	mono := float64(ts.Sec)*1e3 + float64(ts.Nsec)/1e6
+	// One write per line: appends from several processes never interleave.
+	_, _ = fmt.Fprintf(l.f, "{\"ev\":%q,\"name\":%q,\"pid\":%d,\"mono\":%.3f,\"wall\":%d}\n", ev, l.name, os.Getpid(), mono, time.Now().UnixMilli())
+}
+
+// lead beats until the term's context ends, never after: the ledger must not show the
+// peer working once client-go has given the Lease up.
+func (l *ledger) lead(ctx context.Context) {
+	if l == nil {
+		return
+	}
+	l.line("start")
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if ctx.Err() != nil {
+				return
+			}
+			l.line("beat")
+		}
+	}
+}
 
 // emit writes one event line; ms is wall-clock milliseconds since the epoch.
 func emit(event string, fields map[string]any) {
@@ -49,6 +92,8 @@ func main() {
 	retryPeriod := flag.Duration("retry-period", 2*time.Second, "retry period")
 	kubeconfig := flag.String("kubeconfig", "", "path to a kubeconfig")
 	userAgent := flag.String("user-agent", "", "HTTP user agent (lets the apiserver's metrics tell candidates apart)")
+	ledgerPath := flag.String("ledger", "", "append start/beat lines to this file while leading (the tests' ledger)")
+	ledgerName := flag.String("ledger-name", "", "the name on the ledger lines (default: the id)")
 	flag.Parse()
 	if *id == "" || *lockName == "" {
 		fmt.Fprintln(os.Stderr, "leader-peer: --id and --lock-name are required")
@@ -66,6 +111,18 @@ func main() {
 		cfg.UserAgent = *userAgent
 	}
 	client := kubernetes.NewForConfigOrDie(cfg)
+	var work *ledger
+	if *ledgerPath != "" {
+		f, err := os.OpenFile(*ledgerPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "leader-peer: ledger:", err)
+			os.Exit(73)
+		}
+		work = &ledger{f: f, name: *ledgerName}
+		if work.name == "" {
+			work.name = *id
+		}
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -89,7 +146,10 @@ func main() {
 		RenewDeadline:   *renewDeadline,
 		RetryPeriod:     *retryPeriod,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(context.Context) { emit("started-leading", map[string]any{"id": *id}) },
+			OnStartedLeading: func(ctx context.Context) {
+				emit("started-leading", map[string]any{"id": *id})
+				work.lead(ctx)
+			},
 			OnStoppedLeading: func() { emit("stopped-leading", map[string]any{"id": *id}) },
 			OnNewLeader:      func(identity string) { emit("new-leader", map[string]any{"id": *id, "leader": identity}) },
 		},

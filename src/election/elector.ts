@@ -113,9 +113,9 @@ export class Elector {
   #observed: LeaseSnapshot | null = null;
   #lastHolder = '';
   #reachedServer = false;
-  /** Per Lease object (uid) observed: the largest leaseDurationSeconds of its records that
-   *  were not releases, and its largest leaseTransitions. */
-  #seen = new Map<string, { durationS: number; transitions: number }>();
+  /** Per Lease object (uid) observed: when we first saw it (monotonic), the largest
+   *  leaseDurationSeconds of its records that were not releases, its largest leaseTransitions. */
+  #seen = new Map<string, { firstAt: number; durationS: number; transitions: number }>();
   /** When a request last had a 2xx answer. */
   #lastAnswer = Number.NEGATIVE_INFINITY;
 
@@ -398,9 +398,13 @@ export class Elector {
     }
   }
 
-  /** Whether `snap` is a Lease object other than one observed before (so the earlier one was
-   *  deleted, perhaps under a leader that has not noticed yet). */
+  /** Whether `snap` is a Lease object that replaced one observed before, recently enough that
+   *  the earlier one's leader may not have noticed the deletion yet: its last write came
+   *  before the deletion, so before we first saw `snap`'s object, and its child is gone by
+   *  that write + its D — at the latest, our first sight of this object + the longest D seen. */
   #replacedAnother(snap: LeaseSnapshot): boolean {
+    const firstAt = this.#seen.get(snap.uid)?.firstAt ?? this.#clock.now().mono;
+    if (this.#clock.now().mono - firstAt >= this.#longestSeenMs()) return false;
     for (const uid of this.#seen.keys()) if (uid !== snap.uid) return true;
     return false;
   }
@@ -426,7 +430,7 @@ export class Elector {
     this.#lastAnswer = this.#clock.now().mono;
     const key = observationKey(snap);
     if (snap) {
-      const seen = this.#seen.get(snap.uid) ?? { durationS: 0, transitions: -1 };
+      const seen = this.#seen.get(snap.uid) ?? { firstAt: this.#clock.now().mono, durationS: 0, transitions: -1 };
       if (!isReleased(snap.spec)) seen.durationS = Math.max(seen.durationS, snap.spec.leaseDurationSeconds ?? 0);
       seen.transitions = Math.max(seen.transitions, transitionsOf(snap));
       this.#seen.set(snap.uid, seen);

@@ -1,7 +1,7 @@
 /** The library API, imported as users import it (the package's own name → dist/). */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { apiRequest, leasePath, readLease, sharedCluster, target } from '../support/cluster.ts';
+import { readLease, sharedCluster, updateLease } from '../support/cluster.ts';
 import { uniqueName, until } from '../support/leader-run.ts';
 import type { LeaderElection as LeaderElectionType } from '../../src/index.ts';
 
@@ -32,10 +32,8 @@ describe('library: import { LeaderElection } from "leader-run"', () => {
     assert.equal(await seen, 'lib-a');
 
     // Someone else takes the Lease: a's term ends and its signal aborts, at its next renewal.
-    const lease = await readLease(info, lockName);
     const stopped = new Promise<string>((r) => a.once('stopped-leading', ({ reason }) => r(reason)));
-    const put = await apiRequest(target(info, 'admin'), 'PUT', leasePath(lockName), { ...lease, spec: { ...lease!.spec, holderIdentity: 'intruder', leaseDurationSeconds: 1 } });
-    assert.equal(put.status, 200);
+    await updateLease(info, lockName, (l) => ({ ...l, spec: { ...l.spec, holderIdentity: 'intruder', leaseDurationSeconds: 1 } }));
     assert.equal(await stopped, 'holder-changed');
     assert.equal(signalA.aborted, true);
 

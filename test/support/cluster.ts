@@ -53,3 +53,15 @@ export async function readLease(info: ClusterInfo, name: string, namespace = 'de
   const r = await apiRequest(target(info, 'admin'), 'GET', leasePath(name, namespace));
   return r.status === 200 ? (r.body as LeaseObject) : undefined;
 }
+
+/** An admin's read-modify-write of the Lease, retried when a renewal wrote in between (409);
+ *  returns the object written. */
+export async function updateLease(info: ClusterInfo, name: string, change: (lease: LeaseObject) => LeaseObject, namespace = 'default'): Promise<LeaseObject> {
+  for (let attempt = 1; ; attempt++) {
+    const lease = await readLease(info, name, namespace);
+    if (!lease) throw new Error(`Lease ${namespace}/${name} does not exist`);
+    const r = await apiRequest(target(info, 'admin'), 'PUT', leasePath(name, namespace), change(structuredClone(lease)));
+    if (r.status === 200) return r.body as LeaseObject;
+    if (r.status !== 409 || attempt >= 10) throw new Error(`admin PUT Lease ${namespace}/${name}: ${r.status} ${r.text.slice(0, 200)}`);
+  }
+}

@@ -498,3 +498,25 @@ describe('the safety audit, at the elector (F3, F4, F8, F9, F12, F14)', () => {
     assert.equal(a.elector.validForMs(), 0, 'a host that slept has nothing left');
   });
 });
+
+describe('the new-Lease hold, bounded', () => {
+  it('does not hold a recreated Lease it has seen for longer than the longest lease it replaced', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(100);
+    const b = candidate(store, clock, 'b');
+    const c = candidate(store, clock, 'c');
+    await clock.advance(1_000);
+    store.delete(); // a fences at its next renewal; b or c recreates and holds
+    await clock.advance(100);
+    const first = [b, c].find((p) => p.elector.leading)!;
+    const other = first === b ? c : b;
+    assert.equal(first.started[0]?.term.holdMs, timing.leaseDurationMs);
+    await clock.advance(30_000);
+    assert.equal(await first.elector.release(), true);
+    await clock.advance(100);
+    assert.equal(other.elector.leading, true, 'took over the release');
+    assert.equal(other.started[0]?.term.holdMs, 0, 'the old object is long gone: no hold');
+    assert.ok(a.lost[0]?.reason === 'deleted' || a.lost[0]?.reason === 'recreated');
+  });
+});

@@ -14,13 +14,21 @@
  * deadline at the latest, which leaves D − R) — and must really stop in that time.
  */
 import { EventEmitter } from 'node:events';
-import { Elector, systemClock, type LossReason, type Term } from './election/elector.ts';
-import { DEFAULT_TIMING, timingProblem, type Timing } from './election/timing.ts';
-import { KubeClient } from './kube/client.ts';
-import { loadTarget } from './kube/config.ts';
+import { systemClock } from './core/time.ts';
+import { Elector, type ElectorEvents, type LossReason, type Term } from './election/elector.ts';
+import { checkTiming, DEFAULT_TIMING, timingMessage, type Timing, type TimingField } from './election/timing.ts';
+import type { KubeClient } from './kube/client.ts';
 import type { ApiError } from './kube/errors.ts';
-import { KubeLeaseLock } from './lease/lock.ts';
+import { connectLease } from './lease/connect.ts';
 import { defaultIdentity } from './lease/record.ts';
+
+/** The library's names of the timing fields, for its messages. */
+const TIMING_OPTIONS: Record<TimingField, string> = {
+  leaseDurationMs: 'leaseDurationMs',
+  renewDeadlineMs: 'renewDeadlineMs',
+  retryPeriodMs: 'retryPeriodMs',
+  fenceGraceMs: 'fenceGraceMs',
+};
 
 export interface LeaderElectionOptions {
   lockName: string;
@@ -58,7 +66,7 @@ export class LeaderElection extends EventEmitter<LeaderElectionEvents> {
   #term: AbortController | null = null;
   #done: Promise<void> | null = null;
 
-  private constructor(identity: string, lease: string, elector: (events: ConstructorParameters<typeof Elector>[3]) => Elector, client: KubeClient) {
+  private constructor(identity: string, lease: string, elector: (events: ElectorEvents) => Elector, client: KubeClient) {
     super();
     this.identity = identity;
     this.lease = lease;
@@ -74,7 +82,8 @@ export class LeaderElection extends EventEmitter<LeaderElectionEvents> {
         else begin();
       },
       stoppedLeading: (reason) => this.#endTerm(reason),
-      apiError: (e) => this.listenerCount('error') > 0 && this.emit('error', e),
+      renewFailed: (e) => this.#error(e),
+      campaignError: (e) => this.#error(e),
     });
   }
 
@@ -86,14 +95,11 @@ export class LeaderElection extends EventEmitter<LeaderElectionEvents> {
       retryPeriodMs: o.retryPeriodMs ?? DEFAULT_TIMING.retryPeriodMs,
       fenceGraceMs: 0, // no child to stop: the whole remaining D − R is the caller's
     };
-    const problem = timingProblem(timing);
-    if (problem) throw new RangeError(problem.replaceAll('--lease-duration', 'leaseDurationMs').replaceAll('--renew-deadline', 'renewDeadlineMs').replaceAll('--retry-period', 'retryPeriodMs'));
-    const target = loadTarget({ kubeconfig: o.kubeconfig, context: o.context });
-    const namespace = o.lockNamespace ?? target.namespace;
+    const problem = checkTiming(timing);
+    if (problem) throw new RangeError(timingMessage(problem, (f) => TIMING_OPTIONS[f]));
     const identity = o.identity ?? defaultIdentity();
-    const client = await KubeClient.create(target.kc, 'leader-run-library');
-    const lock = new KubeLeaseLock(client, namespace, o.lockName);
-    return new LeaderElection(identity, lock.description, (events) => new Elector({ identity, timing }, lock, systemClock, events), client);
+    const { client, lock, lease } = await connectLease({ name: o.lockName, namespace: o.lockNamespace }, { kubeconfig: o.kubeconfig, context: o.context }, 'leader-run-library');
+    return new LeaderElection(identity, lease, (events) => new Elector({ identity, timing }, lock, systemClock, events), client);
   }
 
   get leading(): boolean {
@@ -116,6 +122,10 @@ export class LeaderElection extends EventEmitter<LeaderElectionEvents> {
     }
     await this.#done;
     this.#client.close();
+  }
+
+  #error(e: ApiError): void {
+    if (this.listenerCount('error') > 0) this.emit('error', e);
   }
 
   #endTerm(reason: LossReason | 'stopped'): void {

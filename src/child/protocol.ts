@@ -1,15 +1,24 @@
 /** Messages between leader-run and its watchdog process (JSON over the IPC channel). */
-import type { Instant } from '../election/timing.ts';
+import type { Instant } from '../core/time.ts';
 
-/** The lease deadlines the watchdog enforces, relative to the anchor of the last renewal. */
+/** The lease deadlines the watchdog enforces, relative to the anchor of the last renewal
+ *  (see election/timing.ts deadlines), and the budgets of its own work. */
 export interface LeaseDeadlines {
   /** R: the lease is lost; SIGTERM the tree. A spawn this late is refused. */
-  termAfterMs: number;
+  readonly termAfterMs: number;
   /** R + G: SIGKILL the tree. */
-  killAfterMs: number;
+  readonly killAfterMs: number;
   /** G: SIGTERM → SIGKILL budget of an involuntary stop. */
-  fenceGraceMs: number;
+  readonly fenceGraceMs: number;
+  /** K: how long SIGKILL rounds may be refused (EPERM) before the tree is given up on. */
+  readonly confirmBudgetMs: number;
+  /** Check the clocks at least this often (a host that wakes from suspend fences at once). */
+  readonly checkMs: number;
 }
+
+/** Why the watchdog started stopping the tree: asked to (a voluntary stop), told the lease was
+ *  lost (a fence), its own deadline passed, or leader-run is gone. */
+export type StopCause = 'requested' | 'lost' | 'deadline' | 'parent-gone';
 
 export type ToWatchdog =
   /** Start the command, fenced by the lease anchored at `anchor`. `env` carries the term's mark. */
@@ -34,7 +43,7 @@ export type FromWatchdog =
   /** The direct child exited (code) or was killed (signal). */
   | { t: 'exit'; code: number | null; signal: NodeJS.Signals | null }
   /** The watchdog started stopping the tree, and why. */
-  | { t: 'fencing'; why: 'deadline' | 'fence' | 'stop' | 'parent-gone' }
+  | { t: 'stopping'; cause: StopCause }
   /** No process of the tree runs any more — or, if `unkillable` is not empty, those
    *  processes refused SIGKILL (EPERM) and may still run. */
   | { t: 'gone'; killed: boolean; elapsedMs: number; unkillable: number[] };

@@ -8,8 +8,7 @@
  * leader-run feeds it the anchor of every successful renewal; on its own timers it
  * SIGTERMs the tree at anchor + R and SIGKILLs it at anchor + R + G — exactly when
  * leader-run would — and if the IPC channel closes (leader-run died) it fences at once.
- * Time since the anchor is the larger of monotonic and wall-clock elapsed time, checked
- * at least every CHECK_MS, so a host that wakes from suspend fences immediately.
+ * What to do when is decided by fence-policy.ts; this file holds the IPC and the signals.
  *
  * leader-run guards it in turn: it pings it, and kills the tree itself if the watchdog
  * stops answering or does not report the tree gone by the deadline. Where util-linux's
@@ -18,11 +17,11 @@
  */
 import { execFile } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
-import { CONFIRM_BUDGET_MS, elapsedMs, instantNow, type Instant } from '../election/timing.ts';
-import type { FromWatchdog, LeaseDeadlines, ToWatchdog } from './protocol.ts';
+import { execFailureStatus, ExitStatus } from '../core/exit-status.ts';
+import { elapsedMs, instantNow, type Instant } from '../core/time.ts';
+import { decide } from './fence-policy.ts';
+import type { FromWatchdog, LeaseDeadlines, StopCause, ToWatchdog } from './protocol.ts';
 import { ProcessTree, TERM_MARK } from './tree.ts';
-
-const CHECK_MS = 100;
 
 const now = instantNow;
 
@@ -36,10 +35,9 @@ let anchor: Instant | null = null;
  *  deadline is separate: it is re-derived from the latest anchor, so renewals push it out. */
 let imposedKillAt = Infinity;
 let termSent = false;
-let killing: Promise<void> | null = null;
+let killing = false;
 let timer: NodeJS.Timeout | null = null;
 let parentGone = false;
-
 /** `setpriv --pdeathsig KILL --` where util-linux's setpriv can do it, else nothing; asked
  *  once, before the watchdog says it is ready. */
 let pdeathsig: string[] = [];
@@ -63,13 +61,14 @@ function onMessage(m: ToWatchdog): void {
       if (tree && !gone) tree.signal(m.signal);
       return;
     case 'stop':
-      send({ t: 'fencing', why: 'stop' });
+      send({ t: 'stopping', cause: 'requested' });
       if (tree && !gone) tree.signal(m.signal);
       termSent = true;
       imposedKillAt = Math.min(imposedKillAt, now().mono + m.graceMs);
       return check();
     case 'fence':
-      return fence('fence');
+      startFence('lost');
+      return check();
   }
 }
 
@@ -80,8 +79,8 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
   // frozen may ask for a spawn on a lease that has already expired.
   const late = elapsedMs(m.anchor, now());
   if (late >= m.deadlines.termAfterMs) {
-    send({ t: 'spawn-failed', status: 75, message: `the lease expired ${Math.round(late - m.deadlines.termAfterMs)}ms before the child could start` });
-    return;
+    const message = `the lease expired ${Math.round(late - m.deadlines.termAfterMs)}ms before the child could start`;
+    return send({ t: 'spawn-failed', status: ExitStatus.tempfail, message });
   }
   const [file, ...args] = [...pdeathsig, m.file, ...m.args];
   const sub = execa(file!, args, {
@@ -94,71 +93,58 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
     buffer: false,
   });
   child = sub;
-  const mark = Object.entries(m.env).find(([k]) => k === TERM_MARK);
   sub.then((r) => {
     exited = true;
     if (!tree) {
-      const code = (r as { code?: string }).code;
-      send({ t: 'spawn-failed', status: code === 'ENOENT' ? 127 : 126, message: r.shortMessage ?? String(r.message) });
+      send({ t: 'spawn-failed', status: execFailureStatus((r as { code?: string }).code), message: r.shortMessage ?? String(r.message) });
     } else {
       send({ t: 'exit', code: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null });
     }
     check();
   });
   if (sub.pid) {
-    tree = new ProcessTree(sub.pid, mark ? `${mark[0]}=${mark[1]}` : undefined);
+    const mark = m.env[TERM_MARK];
+    tree = new ProcessTree(sub.pid, mark === undefined ? undefined : `${TERM_MARK}=${mark}`);
     send({ t: 'spawned', pid: sub.pid });
   }
   check();
 }
 
 /** Involuntary stop: SIGTERM now, SIGKILL after G but never later than the deadline. */
-function fence(why: 'fence' | 'deadline' | 'parent-gone'): void {
-  startFence(why);
-  check();
-}
-
-function startFence(why: 'fence' | 'deadline' | 'parent-gone'): void {
+function startFence(cause: StopCause): void {
   if (!tree || gone) return;
   if (!termSent) {
-    send({ t: 'fencing', why });
+    send({ t: 'stopping', cause });
     tree.signal('SIGTERM');
     termSent = true;
   }
   if (deadlines) imposedKillAt = Math.min(imposedKillAt, now().mono + deadlines.fenceGraceMs);
 }
 
-/** The one place that decides, from the clocks, what to do to the tree next. */
+/** Asks the fence policy what to do next, and does it. */
 function check(): void {
   if (timer) clearTimeout(timer);
   timer = null;
   if (!tree || killing || gone) return;
-  const t = now();
-  let deadlineTerm = Infinity;
-  let deadlineKill = Infinity;
-  if (anchor && deadlines) {
-    const el = elapsedMs(anchor, t);
-    if (!termSent && el >= deadlines.termAfterMs) startFence('deadline');
-    deadlineTerm = t.mono + (deadlines.termAfterMs - el);
-    deadlineKill = t.mono + (deadlines.killAfterMs - el);
+  const t = tree;
+  const state = () => ({ anchor, deadlines, imposedKillAt, termSent, childExited: exited, treeRunning: () => t.running().length > 0 });
+  let action = decide(state(), now(), deadlines?.checkMs ?? 100);
+  if (action.do === 'term') {
+    startFence('deadline');
+    action = decide(state(), now(), deadlines?.checkMs ?? 100);
   }
-  const killAt = Math.min(imposedKillAt, deadlineKill);
-  // Once asked to stop and the child has exited, a tree with nothing running is killed
-  // (one SIGKILL round at least) and confirmed at once, rather than at the deadline.
-  if (killAt <= t.mono || (termSent && exited && tree.running().length === 0)) {
-    killing = killTree(tree, killAt <= t.mono);
-    return;
-  }
-  const next = Math.min(killAt, termSent ? Infinity : deadlineTerm) - t.mono;
-  timer = setTimeout(check, Math.max(1, Math.min(next, CHECK_MS)));
+  if (action.do === 'kill') {
+    killing = true;
+    void killTree(t, action.forced);
+  } else if (action.do === 'wait') timer = setTimeout(check, action.ms);
 }
 
 /** SIGKILL until nothing of the tree runs and the child is reaped; then report. */
 async function killTree(t: ProcessTree, forced: boolean): Promise<void> {
   const start = now().mono;
-  const { unkillable } = await t.kill(CONFIRM_BUDGET_MS);
+  const { unkillable } = await t.kill(deadlines?.confirmBudgetMs ?? 500);
   // Its exit status follows its reaping at once; never wait on it unboundedly.
-  if (unkillable.length === 0) await Promise.race([child, new Promise((r) => setTimeout(r, 1000))]);
+  if (unkillable.length === 0) await Promise.race([child, new Promise((r) => setTimeout(r, 100))]);
   gone = true;
   tree = null; // its pid may be reused from now on: nothing more is sent to it
   send({ t: 'gone', killed: forced, elapsedMs: Math.round(now().mono - start), unkillable });
@@ -171,7 +157,8 @@ process.on('message', (m: ToWatchdog) => onMessage(m));
 process.on('disconnect', () => {
   parentGone = true;
   if (!tree || gone || (exited && tree.running().length === 0)) process.exit(0);
-  fence('parent-gone');
+  startFence('parent-gone');
+  check();
 });
 // Signals meant for the whole unit (systemd's KillMode=control-group, a `kill` of every
 // leader-run process) reach us too. leader-run, which got them as well, drives the stop and

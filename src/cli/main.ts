@@ -4,10 +4,10 @@
  * --verbose asks for it.
  */
 import { readFileSync } from 'node:fs';
-import { ExitStatus } from '../kube/errors.ts';
-import { becomeInitIfPid1 } from '../child/init.ts';
-import { Logger } from '../observe/log.ts';
-import { InfoShown, parseArgs, UsageError, type Config } from './options.ts';
+import { ExitStatus } from '../core/exit-status.ts';
+import { Logger } from '../core/log.ts';
+import { InfoShown, parseArgs, UsageError, type ParsedRun } from './options.ts';
+import { becomeInitIfPid1 } from './pid1.ts';
 
 /** Our package.json, found upwards from this file (src/cli/ in development, dist/ built). */
 function ownVersion(): string {
@@ -27,19 +27,20 @@ export const version = ownVersion();
 export async function main(argv: readonly string[]): Promise<number> {
   // A subcommand only as the very first word: `leader-run -- status` still runs a program named status.
   if (argv[0] === 'status') return (await import('./status.ts')).status(argv.slice(1), version);
-  let cfg: Config;
+  let parsed: ParsedRun;
   try {
-    cfg = parseArgs(argv, version);
+    parsed = parseArgs(argv, version);
   } catch (e) {
     if (e instanceof InfoShown) return ExitStatus.ok;
     if (e instanceof UsageError) return fail(e.message, ExitStatus.usage);
     throw e;
   }
-  const log = new Logger({ format: cfg.logFormat, level: cfg.logLevel });
+  const { config: cfg, names } = parsed;
+  const log = new Logger({ format: cfg.log.format, level: cfg.log.level });
   // A bug must still end in the documented status; the watchdog then kills the child.
   const internalError = (e: unknown): number => {
     log.error(`internal error: ${e instanceof Error ? e.message : String(e)}`, { event: 'internal-error' });
-    if (cfg.logLevel === 'debug' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    if (cfg.log.level === 'debug' && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     return ExitStatus.software;
   };
   process.on('uncaughtException', (e) => process.exit(internalError(e)));
@@ -47,15 +48,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   const init = becomeInitIfPid1();
   if (init.warning) log.warn(init.warning, { event: 'pid1' });
   // Loaded only now: --help, --version and usage errors never pay for the Kubernetes client.
-  const [{ runLeader }, { ConfigError }] = await Promise.all([import('../run.ts'), import('../kube/config.ts')]);
+  const [{ runLeader }, { ConfigError }, { HttpBindError }] = await Promise.all([import('../run.ts'), import('../kube/config.ts'), import('../ops/http.ts')]);
   try {
     return await runLeader(cfg, log, version);
   } catch (e) {
-    if (e instanceof ConfigError) {
-      log.error(e.message, { event: 'config-invalid' });
-      return ExitStatus.config;
-    }
-    return internalError(e);
+    // Problems of the configuration, worded with the flags (or variables) they came from.
+    const message = e instanceof ConfigError ? e.describe(names.config) : e instanceof HttpBindError ? `${names.httpAddr} ${e.message}` : undefined;
+    if (message === undefined) return internalError(e);
+    log.error(message, { event: 'config-invalid' });
+    return ExitStatus.config;
   }
 }
 

@@ -1,57 +1,32 @@
 /**
- * Flags (and their LEADER_RUN_* environment variables) → one validated Config.
- * Everything the user can get wrong about the command line is caught here, before
- * anything talks to the API server or starts a process.
+ * Flags (and their LEADER_RUN_* variables) → one validated RunConfig. Everything the user can
+ * get wrong about the command line is caught here, before anything talks to the API server
+ * or starts a process.
  */
-import { Command, CommanderError, Option } from 'commander';
-import { DEFAULT_TIMING, fmt, timingProblem, type Timing } from '../election/timing.ts';
+import { Command } from 'commander';
+import type { HttpAddr, RoutingConfig, RunConfig } from '../config.ts';
+import { formatDuration, parseDuration } from '../core/duration.ts';
+import { checkTiming, DEFAULT_TIMING, TIMING_FLAGS, timingMessage, type Timing, type TimingField } from '../election/timing.ts';
+import type { ConfigField } from '../kube/config.ts';
 import { defaultIdentity } from '../lease/record.ts';
-import type { Level, LogFormat } from '../observe/log.ts';
-import { parseDuration } from './duration.ts';
+import { addFlag, addLeaseFlags, envName, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
 
-export interface Config {
-  readonly lockName: string;
-  /** Undefined: take it from the in-cluster namespace or the kubeconfig context. */
-  readonly lockNamespace: string | undefined;
-  readonly identity: string;
-  readonly timing: Timing;
-  readonly shutdownGraceMs: number;
-  readonly kubeconfig: string | undefined;
-  readonly context: string | undefined;
-  /** How the user gave --kubeconfig and --context (the flag, or its variable), for messages. */
-  readonly given: { readonly kubeconfig: string; readonly context: string };
-  readonly waitTimeoutMs: number | undefined;
-  readonly waitTimeoutExitCode: number;
-  readonly startupTimeoutMs: number;
-  readonly shell: boolean;
-  readonly logFormat: LogFormat;
-  readonly logLevel: Level;
-  /** --http-addr: where to serve /healthz, /readyz, /metrics and /leader; off when undefined. */
-  readonly http: { readonly host: string | undefined; readonly port: number; readonly given: string } | undefined;
-  /** --leader-service: the Service to point at the leader's Pod, with that Pod's name and
-   *  namespace (undefined namespace: the Lease's). */
-  readonly routing:
-    | { readonly service: string; readonly pod: string; readonly podNamespace: string | undefined; readonly podFrom: string }
-    | undefined;
-  /** The command and its arguments, exactly as given. */
-  readonly command: readonly string[];
+export { InfoShown, UsageError } from './flags.ts';
+
+/** How this command line names the options that lower layers report problems with. */
+export interface OptionNames {
+  readonly config: (field: ConfigField) => string;
+  readonly httpAddr: string;
 }
 
-/** Bad flags or arguments: one line for the user, exit 64. */
-export class UsageError extends Error {
-  override name = 'UsageError';
+export interface ParsedRun {
+  readonly config: RunConfig;
+  readonly names: OptionNames;
 }
 
-/** --help or --version was shown: exit 0. */
-export class InfoShown extends Error {
-  override name = 'InfoShown';
-}
-
-/** A Lease name (a DNS subdomain) and a namespace name (a DNS label), as the API server checks them. */
-export const LEASE_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-export const NAMESPACE_NAME = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
-const env = (flag: string) => `LEADER_RUN_${flag.toUpperCase().replaceAll('-', '_')}`;
+const DEFAULT_SHUTDOWN_GRACE = '30s';
+const DEFAULT_WAIT_TIMEOUT_EXIT_CODE = '75';
+const DEFAULT_STARTUP_TIMEOUT = '30s';
 
 const examples = `
 Examples:
@@ -90,24 +65,17 @@ export function buildProgram(version: string): Command {
     .exitOverride()
     .configureOutput({ writeErr: () => {}, outputError: () => {} })
     .addHelpText('after', examples);
-  const opt = (flags: string, desc: string, name: string, dflt?: string) => {
-    const o = new Option(flags, desc).env(env(name));
-    if (dflt !== undefined) o.default(dflt);
-    p.addOption(o);
-  };
-  opt('--lock-name <name>', 'name of the Lease to hold (required)', 'lock-name');
-  opt('--lock-namespace <namespace>', "the Lease's namespace (default: the Pod's namespace, else the kubeconfig context's, else 'default')", 'lock-namespace');
+  const opt = (flags: string, desc: string, name: string, dflt?: string) => addFlag(p, flags, desc, name, dflt);
+  addLeaseFlags(p, 'to hold');
   opt('--id <identity>', 'holder identity (default: <hostname>_<random>, unique per process)', 'id');
-  opt('--lease-duration <duration>', 'how long a lease is valid without renewal (D)', 'lease-duration', fmt(DEFAULT_TIMING.leaseDurationMs));
-  opt('--renew-deadline <duration>', 'give up leading if not renewed for this long (R)', 'renew-deadline', fmt(DEFAULT_TIMING.renewDeadlineMs));
-  opt('--retry-period <duration>', 'renew / retry interval (P)', 'retry-period', fmt(DEFAULT_TIMING.retryPeriodMs));
-  opt('--fence-grace <duration>', 'after losing the lease: SIGTERM → SIGKILL grace (G)', 'fence-grace', fmt(DEFAULT_TIMING.fenceGraceMs));
-  opt('--shutdown-grace <duration>', 'on SIGTERM/SIGINT or child exit: how long the child may take to stop while we keep renewing', 'shutdown-grace', '30s');
+  opt('--lease-duration <duration>', 'how long a lease is valid without renewal (D)', 'lease-duration', formatDuration(DEFAULT_TIMING.leaseDurationMs));
+  opt('--renew-deadline <duration>', 'give up leading if not renewed for this long (R)', 'renew-deadline', formatDuration(DEFAULT_TIMING.renewDeadlineMs));
+  opt('--retry-period <duration>', 'renew / retry interval (P)', 'retry-period', formatDuration(DEFAULT_TIMING.retryPeriodMs));
+  opt('--fence-grace <duration>', 'after losing the lease: SIGTERM → SIGKILL grace (G)', 'fence-grace', formatDuration(DEFAULT_TIMING.fenceGraceMs));
+  opt('--shutdown-grace <duration>', 'on SIGTERM/SIGINT or child exit: how long the child may take to stop while we keep renewing', 'shutdown-grace', DEFAULT_SHUTDOWN_GRACE);
   opt('--wait-timeout <duration>', 'give up if not leading within this time (exit 75)', 'wait-timeout');
-  opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', '75');
-  opt('--startup-timeout <duration>', 'give up (exit 69) if the API server cannot be reached for this long at start', 'startup-timeout', '30s');
-  opt('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)', 'kubeconfig');
-  opt('--context <name>', 'kubeconfig context (default: the current context)', 'context');
+  opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', DEFAULT_WAIT_TIMEOUT_EXIT_CODE);
+  opt('--startup-timeout <duration>', 'give up (exit 69) if the API server cannot be reached for this long at start', 'startup-timeout', DEFAULT_STARTUP_TIMEOUT);
   opt('--http-addr <host:port>', 'serve /healthz, /readyz, /metrics and /leader here (port 0: any free port; default: off)', 'http-addr');
   opt('--leader-service <name>', "point this Service's selector at the leading Pod (needs POD_NAME, POD_NAMESPACE)", 'leader-service');
   opt('--shell', 'run the command through /bin/sh -c (default: exec it directly)', 'shell');
@@ -117,61 +85,40 @@ export function buildProgram(version: string): Command {
   return p;
 }
 
-/** Parses argv (without node and script) into a Config, or throws UsageError / InfoShown. */
-export function parseArgs(argv: readonly string[], version: string, stdout: (s: string) => void = (s) => process.stdout.write(s)): Config {
+/** Parses argv (without node and script) into a RunConfig, or throws UsageError / InfoShown. */
+export function parseArgs(argv: readonly string[], version: string, stdout: (s: string) => void = (s) => process.stdout.write(s)): ParsedRun {
   const p = buildProgram(version);
   p.configureOutput({ writeOut: stdout, writeErr: () => {}, outputError: () => {} });
-  try {
-    p.parse([...argv], { from: 'user' });
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.exitCode === 0) throw new InfoShown(e.message);
-      // Commander puts its "Did you mean" hint on a second line: the user gets one line.
-      throw new UsageError(`${e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}; see leader-run --help`);
-    }
-    throw e;
-  }
+  parseCommandLine(p, argv, 'leader-run');
   return validate(p);
 }
 
-function validate(p: Command): Config {
+function validate(p: Command): ParsedRun {
   const o = p.opts<Record<string, string | boolean | undefined>>();
-  const where = (key: string, flag: string) =>
-    p.getOptionValueSource(key) === 'env' ? `${env(flag)} (--${flag})` : `--${flag}`;
   const str = (key: string) => (typeof o[key] === 'string' ? (o[key] as string) : undefined);
   const bool = (key: string, flag: string): boolean => {
     if (p.getOptionValueSource(key) !== 'env') return o[key] === true;
-    const v = (process.env[env(flag)] ?? '').toLowerCase();
+    const variable = envName(flag);
+    const v = (process.env[variable] ?? '').toLowerCase();
     if (['1', 'true', 'yes', 'on'].includes(v)) return true;
     if (['', '0', 'false', 'no', 'off'].includes(v)) return false;
-    throw new UsageError(`${env(flag)}=${JSON.stringify(v)} is not a boolean; use true or false`);
+    throw new UsageError(`${variable}=${JSON.stringify(v)} is not a boolean; use true or false`);
   };
   const duration = (key: string, flag: string, { allowZero = false } = {}): number => {
     const text = str(key) ?? '';
     const ms = parseDuration(text);
-    if (ms === undefined)
-      throw new UsageError(`${where(key, flag)} ${JSON.stringify(text)} is not a duration; write it like 1500ms, 15s or 1m`);
+    if (ms === undefined) throw new UsageError(`${where(p, flag)} ${JSON.stringify(text)} is not a duration; write it like 1500ms, 15s or 1m`);
     if (ms <= 0 && !allowZero) {
       const dflt = p.options.find((x) => x.long === `--${flag}`)?.defaultValue as string | undefined;
-      throw new UsageError(`${where(key, flag)} must be greater than zero; ${dflt ? `leave it out for the default ${dflt}` : 'leave it out for no limit'}`);
+      throw new UsageError(`${where(p, flag)} must be greater than zero; ${dflt ? `leave it out for the default ${dflt}` : 'leave it out for no limit'}`);
     }
     return ms;
   };
 
-  const lockName = str('lockName');
-  if (!lockName) throw new UsageError('--lock-name is required (or LEADER_RUN_LOCK_NAME): the name of the Lease to campaign for');
-  if (!LEASE_NAME.test(lockName))
-    throw new UsageError(
-      `${where('lockName', 'lock-name')} ${JSON.stringify(lockName)} is not a valid Lease name: use lowercase letters, digits, '-' and '.', start and end with a letter or digit, at most 253 characters`,
-    );
-  const lockNamespace = str('lockNamespace');
-  if (lockNamespace !== undefined && !NAMESPACE_NAME.test(lockNamespace))
-    throw new UsageError(
-      `${where('lockNamespace', 'lock-namespace')} ${JSON.stringify(lockNamespace)} is not a valid namespace: use lowercase letters, digits and '-', start and end with a letter or digit, at most 63 characters`,
-    );
+  const lease = leaseFlags(p, 'the name of the Lease to campaign for', true);
   const id = str('id');
-  if (id !== undefined && id.trim() === '') throw new UsageError(`${where('id', 'id')} is empty; give a non-empty identity or leave it out`);
-  if (id !== undefined && id.length > 253) throw new UsageError(`${where('id', 'id')} is longer than 253 characters`);
+  if (id !== undefined && id.trim() === '') throw new UsageError(`${where(p, 'id')} is empty; give a non-empty identity or leave it out`);
+  if (id !== undefined && id.length > 253) throw new UsageError(`${where(p, 'id')} is longer than 253 characters`);
 
   const timing: Timing = {
     leaseDurationMs: duration('leaseDuration', 'lease-duration'),
@@ -179,71 +126,60 @@ function validate(p: Command): Config {
     retryPeriodMs: duration('retryPeriod', 'retry-period'),
     fenceGraceMs: duration('fenceGrace', 'fence-grace', { allowZero: true }),
   };
-  const problem = timingProblem(timing);
-  if (problem) {
-    // The rule names flags; where one came from its variable, name that (not in the example).
-    const [what = '', example] = problem.split(/(?=; for example )/);
-    const named = what.replace(/--(lease-duration|renew-deadline|retry-period|fence-grace)\b/g, (_m, flag: string) =>
-      where(flag.replace(/-(\w)/g, (_x, c: string) => c.toUpperCase()), flag),
-    );
-    throw new UsageError(named + (example ?? ''));
-  }
+  const problem = checkTiming(timing);
+  // The rule names flags; where one came from its variable, name that (not in the example).
+  if (problem) throw new UsageError(timingMessage(problem, (f: TimingField) => where(p, TIMING_FLAGS[f].slice(2)), (f) => TIMING_FLAGS[f]));
   const shutdownGraceMs = duration('shutdownGrace', 'shutdown-grace', { allowZero: true });
   const waitTimeoutMs = str('waitTimeout') === undefined ? undefined : duration('waitTimeout', 'wait-timeout');
-  const code = str('waitTimeoutExitCode') ?? '75';
-  if (!/^\d+$/.test(code) || Number(code) > 255)
-    throw new UsageError(`${where('waitTimeoutExitCode', 'wait-timeout-exit-code')} ${JSON.stringify(code)} must be a whole number from 0 to 255`);
+  const code = str('waitTimeoutExitCode') ?? DEFAULT_WAIT_TIMEOUT_EXIT_CODE;
+  if (!/^\d+$/.test(code) || Number(code) > 255) throw new UsageError(`${where(p, 'wait-timeout-exit-code')} ${JSON.stringify(code)} must be a whole number from 0 to 255`);
   const startupTimeoutMs = duration('startupTimeout', 'startup-timeout');
 
   const logFormat = str('logFormat') ?? 'text';
-  if (logFormat !== 'text' && logFormat !== 'json')
-    throw new UsageError(`${where('logFormat', 'log-format')} ${JSON.stringify(logFormat)} is not a log format; use text or json`);
+  if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`${where(p, 'log-format')} ${JSON.stringify(logFormat)} is not a log format; use text or json`);
   const verbose = bool('verbose', 'verbose');
   const quiet = bool('quiet', 'quiet');
-  if (verbose && quiet) throw new UsageError(`${where('verbose', 'verbose')} and ${where('quiet', 'quiet')} contradict each other; give one`);
+  if (verbose && quiet) throw new UsageError(`${where(p, 'verbose')} and ${where(p, 'quiet')} contradict each other; give one`);
   // An empty path or context is a typo in the flag (often an unset variable in a template).
   for (const [key, what] of [['kubeconfig', 'the path of a kubeconfig file'], ['context', 'a context name']] as const)
-    if (str(key) === '') throw new UsageError(`${where(key, key)} is empty; give ${what} or leave it out`);
+    if (str(key) === '') throw new UsageError(`${where(p, key)} is empty; give ${what} or leave it out`);
 
-  const http = httpAddr(str('httpAddr'), where('httpAddr', 'http-addr'));
-  const routing = leaderRouting(str('leaderService'), where('leaderService', 'leader-service'), id);
+  const http = httpAddr(str('httpAddr'), where(p, 'http-addr'));
+  const routing = leaderRouting(str('leaderService'), where(p, 'leader-service'), id);
 
   const command = p.args;
   if (command.length === 0) throw new UsageError('no command given: put the command to run after --, e.g. leader-run --lock-name x -- ./job.sh');
   if (command[0] === '') throw new UsageError('the command is empty: put the command to run after --');
 
-  return {
-    lockName,
-    lockNamespace,
+  const config: RunConfig = {
+    lease,
     identity: id ?? defaultIdentity(),
     timing,
     shutdownGraceMs,
-    kubeconfig: str('kubeconfig'),
-    context: str('context'),
-    given: { kubeconfig: where('kubeconfig', 'kubeconfig'), context: where('context', 'context') },
+    kube: { kubeconfig: str('kubeconfig'), context: str('context') },
     waitTimeoutMs,
     waitTimeoutExitCode: Number(code),
     startupTimeoutMs,
     shell: bool('shell', 'shell'),
-    logFormat,
-    logLevel: verbose ? 'debug' : quiet ? 'warn' : 'info',
+    log: { format: logFormat, level: verbose ? 'debug' : quiet ? 'warn' : 'info' },
     http,
     routing,
     command,
   };
+  return { config, names: { config: (f) => where(p, f), httpAddr: where(p, 'http-addr') } };
 }
 
 /** HOST:PORT as Go writes it: `127.0.0.1:9090`, `[::1]:9090`, or `:9090` for every interface. */
-function httpAddr(text: string | undefined, given: string): Config['http'] {
+function httpAddr(text: string | undefined, given: string): HttpAddr | undefined {
   if (text === undefined) return undefined;
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d+)$/.exec(text);
   const port = Number(m?.[3]);
   if (!m || port > 65535)
     throw new UsageError(`${given} ${JSON.stringify(text)} is not HOST:PORT; write it like 127.0.0.1:9090, [::1]:9090 or :9090 (port 0: any free port)`);
-  return { host: m[1] ?? (m[2] || undefined), port, given };
+  return { host: m[1] ?? (m[2] || undefined), port };
 }
 
-function leaderRouting(service: string | undefined, given: string, id: string | undefined): Config['routing'] {
+function leaderRouting(service: string | undefined, given: string, id: string | undefined): RoutingConfig | undefined {
   if (service === undefined) return undefined;
   if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(service))
     throw new UsageError(`${given} ${JSON.stringify(service)} is not a valid Service name: lowercase letters, digits and '-', starting with a letter, at most 63 characters`);

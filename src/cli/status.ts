@@ -5,10 +5,10 @@
  * stays fast.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Command, CommanderError, Option } from 'commander';
-import { ApiError, ExitStatus } from '../kube/errors.ts';
+import { Command, Option } from 'commander';
+import { ExitStatus } from '../core/exit-status.ts';
+import { addLeaseFlags, InfoShown, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
 import { COLUMNS, changeKey, formatTable, leaseView, tableRow, type LeaseView } from './lease-view.ts';
-import { LEASE_NAME, NAMESPACE_NAME } from './options.ts';
 
 /** Exit status when the Lease does not exist (nobody has campaigned for it, or a typo). */
 export const NO_SUCH_LEASE = 1;
@@ -43,56 +43,41 @@ export async function status(argv: readonly string[], version: string, io: Statu
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: () => {}, outputError: () => {} })
     .addHelpText('after', examples);
-  for (const [flags, desc, env] of [
-    ['--lock-name <name>', 'name of the Lease (required)', 'LEADER_RUN_LOCK_NAME'],
-    ['--lock-namespace <namespace>', "the Lease's namespace (default: the Pod's, else the kubeconfig context's, else 'default')", 'LEADER_RUN_LOCK_NAMESPACE'],
-    ['--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)', 'LEADER_RUN_KUBECONFIG'],
-    ['--context <name>', 'kubeconfig context (default: the current context)', 'LEADER_RUN_CONTEXT'],
-  ] as const)
-    p.addOption(new Option(flags, desc).env(env));
+  addLeaseFlags(p, 'to show');
   p.addOption(new Option('-o, --output <format>', 'table or json').default('table'));
   p.addOption(new Option('-w, --watch', 'read the Lease every second and print a line for each change'));
+  let ref: { name: string; namespace: string | undefined };
   try {
-    p.parse([...argv], { from: 'user' });
+    parseCommandLine(p, argv, 'leader-run status');
+    ref = leaseFlags(p, 'the name of the Lease to show', false);
   } catch (e) {
-    if (e instanceof CommanderError) {
-      if (e.exitCode === 0) return ExitStatus.ok;
-      return usage(io, `${e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}; see leader-run status --help`);
-    }
+    if (e instanceof InfoShown) return ExitStatus.ok;
+    if (e instanceof UsageError) return usage(io, e.message);
     throw e;
   }
-  const o = p.opts<{ lockName?: string; lockNamespace?: string; kubeconfig?: string; context?: string; output: string; watch?: boolean }>();
-  const where = (key: string, flag: string) => (p.getOptionValueSource(key) === 'env' ? `LEADER_RUN_${flag.toUpperCase().replaceAll('-', '_')} (--${flag})` : `--${flag}`);
-  if (!o.lockName) return usage(io, '--lock-name is required (or LEADER_RUN_LOCK_NAME): the name of the Lease to show');
-  if (!LEASE_NAME.test(o.lockName)) return usage(io, `${where('lockName', 'lock-name')} ${JSON.stringify(o.lockName)} is not a valid Lease name`);
-  if (o.lockNamespace !== undefined && !NAMESPACE_NAME.test(o.lockNamespace))
-    return usage(io, `${where('lockNamespace', 'lock-namespace')} ${JSON.stringify(o.lockNamespace)} is not a valid namespace`);
+  const o = p.opts<{ kubeconfig?: string; context?: string; output: string; watch?: boolean }>();
   if (o.output !== 'table' && o.output !== 'json') return usage(io, `--output ${JSON.stringify(o.output)} is not a format; use table or json`);
 
-  const [{ loadTarget, ConfigError }, { KubeClient }, { KubeLeaseLock }] = await Promise.all([
+  const [{ connectLease }, { ConfigError }, { ApiError }, { verdictFor }] = await Promise.all([
+    import('../lease/connect.ts'),
     import('../kube/config.ts'),
-    import('../kube/client.ts'),
-    import('../lease/lock.ts'),
+    import('../kube/errors.ts'),
+    import('../supervisor/failures.ts'),
   ]);
-  let target;
+  let conn;
   try {
-    target = loadTarget({ kubeconfig: o.kubeconfig, context: o.context, given: { kubeconfig: where('kubeconfig', 'kubeconfig'), context: where('context', 'context') } });
+    conn = await connectLease(ref, { kubeconfig: o.kubeconfig, context: o.context }, `leader-run/${version} (status)`);
   } catch (e) {
-    if (e instanceof ConfigError) return fail(io, e.message, ExitStatus.config);
+    if (e instanceof ConfigError) return fail(io, e.describe((f) => where(p, f)), ExitStatus.config);
     throw e;
   }
-  const namespace = o.lockNamespace ?? target.namespace;
-  const lease = `${namespace}/${o.lockName}`;
-  const client = await KubeClient.create(target.kc, `leader-run/${version} (status)`);
-  const lock = new KubeLeaseLock(client, namespace, o.lockName);
+  const { client, lock, lease, namespace, target } = conn;
+  const ctx = { namespace, source: target.source, namespaceFrom: '', namespaceOption: '--lock-namespace' };
   /** What an error means for the user, and the status it ends in (undefined: may pass). */
   const explain = (e: unknown): { message: string; status: number | undefined } => {
     if (!(e instanceof ApiError)) return { message: `internal error: ${e instanceof Error ? e.message : String(e)}`, status: ExitStatus.software };
-    if (e.kind === 'unauthorized') return { message: `${e.message}; check the credentials in ${target.source}`, status: ExitStatus.noperm };
-    if (e.kind === 'forbidden') return { message: `${e.message}; leader-run status needs get on leases (coordination.k8s.io) in namespace ${namespace}`, status: ExitStatus.noperm };
-    if (e.kind === 'tls') return { message: e.message, status: ExitStatus.config };
-    if (e.kind === 'unavailable') return { message: `API server unreachable: ${e.message}`, status: undefined };
-    return { message: e.message, status: ExitStatus.software };
+    const v = verdictFor(e, 'status-read', ctx);
+    return v.retry ? { message: `API server unreachable: ${e.message}`, status: undefined } : { message: v.message, status: v.status };
   };
 
   try {

@@ -17,6 +17,7 @@
  * An elector campaigns once: after losing the lease it stays stopped, and leader-run
  * exits so its supervisor restarts it from a clean state.
  */
+import { elapsedMs, type Clock, type Instant } from '../core/time.ts';
 import { ApiError } from '../kube/errors.ts';
 import type { LeaseLock } from '../lease/lock.ts';
 import {
@@ -31,21 +32,18 @@ import {
   type LeaseSnapshot,
   type LeaseSpec,
 } from '../lease/record.ts';
-import { elapsedMs, expiryAfterMs, instantNow, followerRetryMs, holdMs, recordDurationSeconds, renewAttemptMs, type Instant, type Timing } from './timing.ts';
-
-export interface Clock {
-  now(): Instant;
-  /** Calls fn after ms; returns a function that cancels the call. */
-  after(ms: number, fn: () => void): () => void;
-}
-
-export const systemClock: Clock = {
-  now: instantNow,
-  after(ms, fn) {
-    const t = setTimeout(fn, Math.max(0, ms));
-    return () => clearTimeout(t);
-  },
-};
+import {
+  checkTiming,
+  deadlines,
+  expiryAfterMs,
+  followerRetryMs,
+  holdMs,
+  recordDurationSeconds,
+  renewAttemptMs,
+  TimingError,
+  type Deadlines,
+  type Timing,
+} from './timing.ts';
 
 export interface ElectorConfig {
   readonly identity: string;
@@ -70,32 +68,25 @@ export interface Term {
 export type LossReason = 'renew-deadline' | 'holder-changed' | 'deleted' | 'recreated' | 'modified';
 
 export interface ElectorEvents {
+  /** We lead; `anchor` is the send time of the write that won. */
+  startedLeading(term: Term, anchor: Instant): void;
+  /** Leadership is lost; fence now. */
+  stoppedLeading(reason: LossReason, detail: string): void;
   /** A holder different from the last one seen (ourselves included), as client-go's OnNewLeader. */
   newLeader?(holder: string): void;
-  /** We lead; `anchor` is the send time of the write that won. */
-  startedLeading?(term: Term, anchor: Instant): void;
   /** A renewal succeeded; the lease is now anchored at `anchor`. */
   renewed?(anchor: Instant, latencyMs: number): void;
-  /** Leadership is lost; fence now. */
-  stoppedLeading?(reason: LossReason, detail: string): void;
-  /** A request failed; the elector carries on (retrying, or losing by its timers). */
-  apiError?(err: ApiError): void;
+  /** A renewal failed while leading; still leading until the renew deadline. */
+  renewFailed?(err: ApiError): void;
+  /** A request of the campaign (before leading, or a release) failed; the elector carries on. */
+  campaignError?(err: ApiError): void;
+  /** A request had a 2xx answer: the API server is reachable and lets us in. */
+  answered?(): void;
   /** The follower's watch failed; it polls instead (for good if the watch is forbidden). */
   watchFailed?(err: ApiError): void;
 }
 
 type State = 'idle' | 'following' | 'leading' | 'lost' | 'released' | 'stopped';
-
-/** Deadline of a follower's request: half of R, so that a write whose answer was lost is
- *  recognised on the next read while its anchor still leaves time to lead. */
-function followerDeadlineMs(t: Timing): number {
-  return t.renewDeadlineMs / 2;
-}
-
-/** How often the leader re-checks its deadline against the wall clock, which can jump
- *  (suspend, clock step) without a monotonic timer noticing. The watchdog enforces the same
- *  deadline on the child with its own, finer check, so this one can be coarse. */
-const GUARD_TICK_MS = 1000;
 
 /** #tryAcquire's answer when another candidate wrote first. */
 const LOST_RACE = -1;
@@ -106,18 +97,16 @@ export class Elector {
   readonly #cfg: ElectorConfig;
   readonly #events: ElectorEvents;
   readonly #random: () => number;
+  readonly #d: Deadlines;
 
   #state: State = 'idle';
   #observedKey = '';
   #observedAt = Number.NEGATIVE_INFINITY;
   #observed: LeaseSnapshot | null = null;
   #lastHolder = '';
-  #reachedServer = false;
   /** Per Lease object (uid) observed: when we first saw it (monotonic), the largest
    *  leaseDurationSeconds of its records that were not releases, its largest leaseTransitions. */
   #seen = new Map<string, { firstAt: number; durationS: number; transitions: number }>();
-  /** When a request last had a 2xx answer. */
-  #lastAnswer = Number.NEGATIVE_INFINITY;
 
   /** Leader: the snapshot we last wrote (or adopted), the anchor of its write, our term. */
   #current: LeaseSnapshot | null = null;
@@ -143,7 +132,11 @@ export class Elector {
   #running: Promise<void> | null = null;
   #following: Promise<void> | null = null;
 
-  constructor(cfg: ElectorConfig, lock: LeaseLock, clock: Clock, events: ElectorEvents = {}) {
+  /** Throws TimingError for a timing set that could let the child outlive the lease. */
+  constructor(cfg: ElectorConfig, lock: LeaseLock, clock: Clock, events: ElectorEvents) {
+    const problem = checkTiming(cfg.timing);
+    if (problem) throw new TimingError(problem);
+    this.#d = deadlines(cfg.timing);
     this.#cfg = cfg;
     this.#lock = lock;
     this.#clock = clock;
@@ -171,14 +164,6 @@ export class Elector {
   }
   get lossReason(): LossReason | null {
     return this.#lossReason;
-  }
-  /** Monotonic time of the last successful answer (a read, a watch event, a write). */
-  get lastAnswerAt(): number {
-    return this.#lastAnswer;
-  }
-  /** Whether any request has had an answer from the API server. */
-  get reachedServer(): boolean {
-    return this.#reachedServer;
   }
   /** The last snapshot seen, for status reporting. */
   get observed(): LeaseSnapshot | null {
@@ -208,7 +193,7 @@ export class Elector {
     }
     await this.#following;
     if (this.#state !== 'stopped' || this.#pending.size === 0) return false;
-    const deadlineMs = followerDeadlineMs(this.#cfg.timing);
+    const deadlineMs = this.#d.followerRequestMs;
     const snap = await this.#call((s) => this.#lock.get(s), deadlineMs).catch(() => null);
     if (!snap || holderOf(snap) !== this.#cfg.identity || !this.#pending.has(snap.spec.renewTime ?? '')) return false;
     this.#pending.clear();
@@ -247,7 +232,7 @@ export class Elector {
           current = ours;
           continue;
         }
-        if (e instanceof ApiError && e.kind !== 'conflict') this.#events.apiError?.(e);
+        if (e instanceof ApiError && e.kind !== 'conflict') this.#events.campaignError?.(e);
         return false;
       }
     }
@@ -282,7 +267,7 @@ export class Elector {
     while (this.#state === 'following') {
       if (snap === undefined) {
         try {
-          snap = await this.#call((s) => this.#lock.get(s), followerDeadlineMs(t));
+          snap = await this.#call((s) => this.#lock.get(s), this.#d.followerRequestMs);
         } catch (e) {
           this.#report(e);
           if (this.#state !== 'following') break; // the report may have stopped us
@@ -386,7 +371,7 @@ export class Elector {
     if (!snap) this.#pendingCreate = spec.renewTime ?? null;
     this.#unreleasedFree ||= unreleasedFree;
     try {
-      const won = await this.#call((s) => (snap ? this.#lock.update(snap, spec, s) : this.#lock.create(spec, s)), followerDeadlineMs(t));
+      const won = await this.#call((s) => (snap ? this.#lock.update(snap, spec, s) : this.#lock.create(spec, s)), this.#d.followerRequestMs);
       const fresh = !snap || this.#replacedAnother(won) || unreleasedFree;
       this.#observe(won);
       if (this.#state === 'following' || this.#state === 'stopped') this.#lead(won, now, fresh);
@@ -426,8 +411,7 @@ export class Elector {
   }
 
   #observe(snap: LeaseSnapshot | null): void {
-    this.#reachedServer = true;
-    this.#lastAnswer = this.#clock.now().mono;
+    this.#events.answered?.();
     const key = observationKey(snap);
     if (snap) {
       const seen = this.#seen.get(snap.uid) ?? { firstAt: this.#clock.now().mono, durationS: 0, transitions: -1 };
@@ -464,7 +448,7 @@ export class Elector {
       holdMs: newObject ? holdMs(this.#cfg.timing, this.#longestSeenMs()) : 0,
     };
     this.#guard();
-    if (this.#state === 'leading') this.#events.startedLeading?.(this.#term, anchor);
+    if (this.#state === 'leading') this.#events.startedLeading(this.#term, anchor);
   }
 
   /** The timer that ends leadership at anchor + R, whatever the requests are doing. */
@@ -478,7 +462,7 @@ export class Elector {
       this.#lose('renew-deadline', `no successful renewal for ${Math.round(el)}ms`);
       return;
     }
-    this.#cancelGuard = this.#clock.after(Math.min(left, GUARD_TICK_MS), () => this.#guard());
+    this.#cancelGuard = this.#clock.after(Math.min(left, this.#d.guardTickMs), () => this.#guard());
   }
 
   async #renew(): Promise<void> {
@@ -512,8 +496,7 @@ export class Elector {
           this.#lose('deleted', 'the Lease was deleted');
         } else {
           this.#report(e);
-          // Retry sooner than P: the renew deadline is running.
-          next = Math.min(t.retryPeriodMs, Math.max(100, t.retryPeriodMs / 4));
+          next = this.#d.renewRetryMs;
         }
       }
       if (this.#state === 'leading') await this.#sleep(next);
@@ -530,7 +513,7 @@ export class Elector {
       snap = await this.#call((s) => this.#lock.get(s), this.#cfg.timing.renewDeadlineMs - elapsedMs(anchor, this.#clock.now()));
     } catch (e) {
       this.#report(e);
-      return Math.max(100, this.#cfg.timing.retryPeriodMs / 4);
+      return this.#d.renewRetryMs;
     }
     if (this.#state !== 'leading') return 0;
     this.#observe(snap);
@@ -561,7 +544,7 @@ export class Elector {
     if (this.#state !== 'leading') return;
     this.#lossReason = reason;
     this.#stopLeading('lost');
-    this.#events.stoppedLeading?.(reason, detail);
+    this.#events.stoppedLeading(reason, detail);
   }
 
   #stopLeading(next: 'lost' | 'released'): void {
@@ -577,12 +560,9 @@ export class Elector {
   // ---- plumbing --------------------------------------------------------------------
 
   #report(e: unknown): void {
-    if (e instanceof ApiError) {
-      if (e.kind !== 'unavailable' && e.kind !== 'tls') this.#reachedServer = true;
-      this.#events.apiError?.(e);
-    } else {
-      this.#events.apiError?.(new ApiError('other', e instanceof Error ? e.message : String(e)));
-    }
+    const err = e instanceof ApiError ? e : new ApiError('other', e instanceof Error ? e.message : String(e));
+    if (this.#state === 'leading') this.#events.renewFailed?.(err);
+    else this.#events.campaignError?.(err);
   }
 
   async #call<T>(fn: (signal: AbortSignal) => Promise<T>, deadlineMs: number): Promise<T> {

@@ -1,24 +1,18 @@
 /**
- * Every timing rule of leader-run's election, in one place.
+ * Every timing rule of leader-run, in one place: the election's, and those of the processes
+ * and endpoints that enforce or report it.
  *
- * Names follow DESIGN §3: D lease duration, R renew deadline, P retry period,
- * G fence grace (SIGTERM → SIGKILL when leadership is lost), K the budget to
- * confirm the killed tree is gone, ε a margin for clock-rate differences and
- * scheduling delays.
+ * Names follow the README's "How it stays safe": D lease duration, R renew deadline, P retry
+ * period, G fence grace (SIGTERM → SIGKILL when leadership is lost), K the budget to confirm
+ * the killed tree is gone, ε a margin for clock-rate differences and scheduling delays.
  *
- * The guarantee rests on one inequality. A leader's lease is anchored at
- * t_send, the moment just before it sent its last successful write: nobody
- * can have observed that write earlier, so nobody may lawfully take over
- * before t_send + D. The leader gives up at t_send + R at the latest, spends
- * at most G on a graceful stop and K confirming the kill, so with
- * R + G + K + ε ≤ D its child is gone before anyone else can lead.
+ * The guarantee rests on one inequality. A leader's lease is anchored at t_send, the moment
+ * just before it sent its last successful write: nobody can have observed that write
+ * earlier, so nobody may lawfully take over before t_send + D. The leader gives up at
+ * t_send + R at the latest, spends at most G on a graceful stop and K confirming the kill,
+ * so with R + G + K + ε ≤ D its child is gone before anyone else can lead.
  */
-
-/** A point in time on both clocks: monotonic (shared by the processes of one host) and wall. */
-export interface Instant {
-  readonly mono: number;
-  readonly wall: number;
-}
+import { formatDuration } from '../core/duration.ts';
 
 export interface Timing {
   /** D: how long a lease is valid after the write that anchors it. */
@@ -29,12 +23,6 @@ export interface Timing {
   readonly retryPeriodMs: number;
   /** G: SIGTERM → SIGKILL budget when leadership is lost. */
   readonly fenceGraceMs: number;
-}
-
-/** Both clocks now. The monotonic one is CLOCK_MONOTONIC, the same in every process of the
- *  host, so leader-run and its watchdog can hand each other instants. */
-export function instantNow(): Instant {
-  return { mono: Number(process.hrtime.bigint()) / 1e6, wall: Date.now() };
 }
 
 /** kube-controller-manager's defaults, and a fence grace that fits them. */
@@ -51,27 +39,53 @@ export function clockMarginMs(leaseDurationMs: number): number {
   return Math.max(200, Math.round(leaseDurationMs * 0.05));
 }
 
-/** Time since `since`, as the larger of monotonic and wall-clock elapsed time, so a host that
- *  slept (monotonic clocks stop during suspend) never believes it still leads. */
-export function elapsedMs(since: Instant, now: Instant): number {
-  return Math.max(now.mono - since.mono, now.wall - since.wall);
+/** The timing of everything that acts on the lease, derived from one Timing. */
+export interface Deadlines {
+  /** A follower's request: half of R, so a write whose answer was lost is recognised on the
+   *  next read while its anchor still leaves time to lead. */
+  readonly followerRequestMs: number;
+  /** After a failed renewal: retry sooner than P, the renew deadline is running. */
+  readonly renewRetryMs: number;
+  /** How often the leader re-checks its deadline against the wall clock, which can jump
+   *  (suspend, clock step) without a monotonic timer noticing. The watchdog enforces the same
+   *  deadline with its own, finer check, so this one can be coarse. */
+  readonly guardTickMs: number;
+  /** A request of leader routing (label the Pod, point the Service): half of R. */
+  readonly routingRequestMs: number;
+  /** An event-loop stall this long puts renewals at risk: /healthz reports it (R/2), for R. */
+  readonly stallThresholdMs: number;
+  readonly stallRememberMs: number;
+  /** The watchdog: SIGTERM the tree at anchor + R (no spawn from then on), SIGKILL it at
+   *  anchor + R + G; G for a fence that starts earlier; K to confirm; a check at least this
+   *  often, so a host that wakes from suspend fences at once. */
+  readonly termAfterMs: number;
+  readonly killAfterMs: number;
+  readonly fenceGraceMs: number;
+  readonly confirmBudgetMs: number;
+  readonly watchdogCheckMs: number;
+  /** leader-run pings its watchdog every R/8; one that leaves a ping unanswered for R/2 is
+   *  frozen or stuck, and the main process fences by itself, well within the R + G it would
+   *  have had anyway. */
+  readonly watchdogPingMs: number;
+  readonly watchdogSilenceMs: number;
 }
 
-/** The leader's deadlines, relative to its anchor: SIGTERM the tree at R (no spawn from
- *  then on), SIGKILL it at R + G; and G, the grace of a fence that starts earlier. */
-export function leaderDeadlines(t: Timing): { termAfterMs: number; killAfterMs: number; fenceGraceMs: number } {
+export function deadlines(t: Timing): Deadlines {
   return {
+    followerRequestMs: t.renewDeadlineMs / 2,
+    renewRetryMs: Math.min(t.retryPeriodMs, Math.max(100, t.retryPeriodMs / 4)),
+    guardTickMs: 1000,
+    routingRequestMs: t.renewDeadlineMs / 2,
+    stallThresholdMs: t.renewDeadlineMs / 2,
+    stallRememberMs: t.renewDeadlineMs,
     termAfterMs: t.renewDeadlineMs,
     killAfterMs: t.renewDeadlineMs + t.fenceGraceMs,
     fenceGraceMs: t.fenceGraceMs,
+    confirmBudgetMs: CONFIRM_BUDGET_MS,
+    watchdogCheckMs: 100,
+    watchdogPingMs: Math.max(25, Math.round(t.renewDeadlineMs / 8)),
+    watchdogSilenceMs: t.renewDeadlineMs / 2,
   };
-}
-
-/** How leader-run watches its watchdog: a ping every R/8, and a watchdog that has left one
- *  unanswered for R/2 is frozen or stuck. Then the main process fences by itself, well
- *  within the R + G it would have had anyway. */
-export function watchdogGuard(t: Timing): { pingMs: number; silenceMs: number } {
-  return { pingMs: Math.max(25, Math.round(t.renewDeadlineMs / 8)), silenceMs: t.renewDeadlineMs / 2 };
 }
 
 /** Deadline of one renewal attempt: at most the time left before R, and short enough that a
@@ -97,7 +111,7 @@ export function recordDurationSeconds(t: Timing): number {
 }
 
 /** How long after observing a record unchanged a follower may treat it as expired. It honours
- *  the longer of the holder's duration and its own, as DESIGN §2 requires. */
+ *  the longer of the holder's duration and its own. */
 export function expiryAfterMs(recordSeconds: number | undefined, t: Timing): number {
   return Math.max((recordSeconds ?? 0) * 1000, t.leaseDurationMs);
 }
@@ -108,43 +122,74 @@ export function followerRetryMs(t: Timing, random: () => number): number {
   return Math.round(t.retryPeriodMs * (1 + random() * (JITTER_FACTOR - 1)));
 }
 
-/** Why a timing set is unsafe, naming the flags; undefined when it is safe. */
-export function timingProblem(t: Timing): string | undefined {
-  const d = fmt(t.leaseDurationMs), r = fmt(t.renewDeadlineMs), p = fmt(t.retryPeriodMs), g = fmt(t.fenceGraceMs);
-  const hint = `; for example ${suggest(t)}`;
-  if (t.leaseDurationMs < 1000) return `--lease-duration ${d} is below 1s (the Lease records whole seconds)${hint}`;
-  if (t.renewDeadlineMs >= t.leaseDurationMs)
-    return `--lease-duration ${d} must be greater than --renew-deadline ${r}${hint}`;
-  if (t.renewDeadlineMs <= JITTER_FACTOR * t.retryPeriodMs)
-    return `--renew-deadline ${r} must be greater than ${JITTER_FACTOR} × --retry-period ${p}${hint}`;
-  const need = t.renewDeadlineMs + t.fenceGraceMs + CONFIRM_BUDGET_MS + clockMarginMs(t.leaseDurationMs);
-  if (need > t.leaseDurationMs)
-    return (
-      `--renew-deadline ${r} + --fence-grace ${g} + ${fmt(CONFIRM_BUDGET_MS)} to confirm the kill + ` +
-      `${fmt(clockMarginMs(t.leaseDurationMs))} margin = ${fmt(need)} exceeds --lease-duration ${d}: ` +
-      `the child could outlive the lease${hint}`
-    );
+export type TimingField = keyof Timing;
+
+/** Why a timing set is unsafe, as data: the rule broken, the fields involved, and a safe
+ *  combination near it. Each caller words it with its own names (timingMessage). */
+export type TimingProblem =
+  | { readonly rule: 'duration-below-1s'; readonly timing: Timing; readonly suggestion: Timing }
+  | { readonly rule: 'deadline-not-below-duration'; readonly timing: Timing; readonly suggestion: Timing }
+  | { readonly rule: 'deadline-not-above-retry'; readonly timing: Timing; readonly suggestion: Timing }
+  | { readonly rule: 'budget-exceeds-duration'; readonly timing: Timing; readonly suggestion: Timing; readonly needMs: number };
+
+/** The problem with a timing set, or undefined when it is safe. */
+export function checkTiming(t: Timing): TimingProblem | undefined {
+  const suggestion = suggest(t);
+  if (!(t.leaseDurationMs >= 1000)) return { rule: 'duration-below-1s', timing: t, suggestion };
+  if (!(t.renewDeadlineMs < t.leaseDurationMs)) return { rule: 'deadline-not-below-duration', timing: t, suggestion };
+  if (!(t.renewDeadlineMs > JITTER_FACTOR * t.retryPeriodMs)) return { rule: 'deadline-not-above-retry', timing: t, suggestion };
+  const needMs = t.renewDeadlineMs + t.fenceGraceMs + CONFIRM_BUDGET_MS + clockMarginMs(t.leaseDurationMs);
+  if (!(needMs <= t.leaseDurationMs) || !(t.fenceGraceMs >= 0)) return { rule: 'budget-exceeds-duration', timing: t, suggestion, needMs };
   return undefined;
 }
 
+/** The problem in words. `name` names a field where the rule is stated (a flag, with its
+ *  variable if that is how it was given; a library option); `example` where the suggestion is. */
+export function timingMessage(p: TimingProblem, name: (f: TimingField) => string, example: (f: TimingField) => string = name): string {
+  const t = p.timing;
+  const v = (f: TimingField) => `${name(f)} ${formatDuration(t[f])}`;
+  const hint = `; for example ${(['leaseDurationMs', 'renewDeadlineMs', 'retryPeriodMs', 'fenceGraceMs'] as const).map((f) => `${example(f)} ${formatDuration(p.suggestion[f])}`).join(' ')}`;
+  switch (p.rule) {
+    case 'duration-below-1s':
+      return `${v('leaseDurationMs')} is below 1s (the Lease records whole seconds)${hint}`;
+    case 'deadline-not-below-duration':
+      return `${v('leaseDurationMs')} must be greater than ${v('renewDeadlineMs')}${hint}`;
+    case 'deadline-not-above-retry':
+      return `${v('renewDeadlineMs')} must be greater than ${JITTER_FACTOR} × ${v('retryPeriodMs')}${hint}`;
+    case 'budget-exceeds-duration':
+      return (
+        `${v('renewDeadlineMs')} + ${v('fenceGraceMs')} + ${formatDuration(CONFIRM_BUDGET_MS)} to confirm the kill + ` +
+        `${formatDuration(clockMarginMs(t.leaseDurationMs))} margin = ${formatDuration(p.needMs)} exceeds ${v('leaseDurationMs')}: ` +
+        `the child could outlive the lease${hint}`
+      );
+  }
+}
+
+/** The CLI's names of the timing fields. */
+export const TIMING_FLAGS: Record<TimingField, string> = {
+  leaseDurationMs: '--lease-duration',
+  renewDeadlineMs: '--renew-deadline',
+  retryPeriodMs: '--retry-period',
+  fenceGraceMs: '--fence-grace',
+};
+
+/** A timing set the elector refuses: the problem as data, worded with the CLI's flags. */
+export class TimingError extends RangeError {
+  override name = 'TimingError';
+  readonly problem: TimingProblem;
+  constructor(problem: TimingProblem) {
+    super(timingMessage(problem, (f) => TIMING_FLAGS[f]));
+    this.problem = problem;
+  }
+}
+
 /** A safe combination near the given one, for error messages. */
-function suggest(t: Timing): string {
+function suggest(t: Timing): Timing {
   const d = Math.max(t.leaseDurationMs, 4000);
-  const g = Math.min(t.fenceGraceMs, Math.round(d * 0.15));
+  const g = Math.min(Math.max(0, t.fenceGraceMs), Math.round(d * 0.15));
   const r = Math.floor(Math.min((d * 2) / 3, d - g - CONFIRM_BUDGET_MS - clockMarginMs(d)) / 100) * 100;
   const p = Math.max(100, Math.floor(r / 5 / 100) * 100);
   const s: Timing = { leaseDurationMs: d, renewDeadlineMs: r, retryPeriodMs: p, fenceGraceMs: g };
   const ok = r > 0 && r < d && r > JITTER_FACTOR * p && r + g + CONFIRM_BUDGET_MS + clockMarginMs(d) <= d;
-  const use = ok ? s : DEFAULT_TIMING;
-  return (
-    `--lease-duration ${fmt(use.leaseDurationMs)} --renew-deadline ${fmt(use.renewDeadlineMs)} ` +
-    `--retry-period ${fmt(use.retryPeriodMs)} --fence-grace ${fmt(use.fenceGraceMs)}`
-  );
-}
-
-/** Formats milliseconds the way the flags accept them. */
-export function fmt(ms: number): string {
-  if (ms % 60000 === 0 && ms >= 60000) return `${ms / 60000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
+  return ok ? s : DEFAULT_TIMING;
 }

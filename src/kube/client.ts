@@ -13,7 +13,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ApiError, kindOfStatus, transportError } from './errors.ts';
+import { ApiError, describeCall, kindOfStatus, transportError, type Call } from './errors.ts';
 
 export interface RequestOptions {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -21,8 +21,8 @@ export interface RequestOptions {
   readonly body?: unknown;
   /** Every call has a deadline; the election derives it from the time its lease has left. */
   readonly signal: AbortSignal;
-  /** Names the call in errors, e.g. "read Lease default/x". */
-  readonly what: string;
+  /** What the call is (verb, resource, object), for errors and the failure policy. */
+  readonly call: Call;
 }
 
 export class KubeClient {
@@ -56,17 +56,17 @@ export class KubeClient {
   async request<T>(o: RequestOptions): Promise<T> {
     const res = await this.#send(o);
     if (res.status >= 200 && res.status < 300) return (res.body ? JSON.parse(res.body) : undefined) as T;
-    throw statusError(res.status, res.body, o.what);
+    throw statusError(res.status, res.body, o.call);
   }
 
   /** Opens a streaming GET (a watch) and hands each line to onLine until the stream ends or
    *  the signal aborts. Resolves when the stream ends. */
   async stream(o: Omit<RequestOptions, 'method' | 'body'>, onLine: (line: string) => void): Promise<void> {
     const req = await this.#open({ ...o, method: 'GET' });
-    const res = await responseOf(req, o.what);
+    const res = await responseOf(req, o.call);
     if (res.statusCode !== 200) {
       const body = await readAll(res);
-      throw statusError(res.statusCode ?? 0, body, o.what);
+      throw statusError(res.statusCode ?? 0, body, o.call);
     }
     res.setEncoding('utf8');
     let buf = '';
@@ -81,8 +81,8 @@ export class KubeClient {
         }
       });
       res.on('end', resolve);
-      res.on('error', (e) => reject(transportError(e, o.what)));
-      res.on('aborted', () => reject(transportError(Object.assign(new Error('aborted'), { name: 'AbortError' }), o.what)));
+      res.on('error', (e) => reject(transportError(e, o.call)));
+      res.on('aborted', () => reject(transportError(Object.assign(new Error('aborted'), { name: 'AbortError' }), o.call)));
     });
   }
 
@@ -92,7 +92,7 @@ export class KubeClient {
    *  false. This tells a restarting server's denial from a real one. */
   async starting(signal: AbortSignal): Promise<boolean> {
     try {
-      const res = await this.#send({ method: 'GET', path: '/readyz', signal, what: 'readyz' });
+      const res = await this.#send({ method: 'GET', path: '/readyz', signal, call: { verb: 'get', resource: '/readyz', object: '/readyz' } });
       return res.status >= 500 || res.status === 403;
     } catch {
       return false;
@@ -106,12 +106,12 @@ export class KubeClient {
 
   async #send(o: RequestOptions): Promise<{ status: number; body: string }> {
     const req = await this.#open(o);
-    const res = await responseOf(req, o.what, o.body === undefined ? undefined : JSON.stringify(o.body));
-    return { status: res.statusCode ?? 0, body: await readAll(res).catch((e) => Promise.reject(transportError(e, o.what))) };
+    const res = await responseOf(req, o.call, o.body === undefined ? undefined : JSON.stringify(o.body));
+    return { status: res.statusCode ?? 0, body: await readAll(res).catch((e) => Promise.reject(transportError(e, o.call))) };
   }
 
   async #open(o: RequestOptions): Promise<http.ClientRequest> {
-    const headers = await withDeadline(this.#credentials(), o.signal, o.what);
+    const headers = await withDeadline(this.#credentials(), o.signal, o.call);
     headers['accept'] = 'application/json';
     headers['user-agent'] = this.#userAgent;
     if (o.body !== undefined) headers['content-type'] = 'application/json';
@@ -128,10 +128,10 @@ export class KubeClient {
   }
 }
 
-function responseOf(req: http.ClientRequest, what: string, body?: string): Promise<http.IncomingMessage> {
+function responseOf(req: http.ClientRequest, call: Call, body?: string): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     req.on('response', resolve);
-    req.on('error', (e) => reject(transportError(e, what)));
+    req.on('error', (e) => reject(transportError(e, call)));
     req.end(body);
   });
 }
@@ -147,26 +147,28 @@ function readAll(res: http.IncomingMessage): Promise<string> {
 }
 
 /** A credential plugin that hangs must not hold up the election: race it against the deadline. */
-function withDeadline<T>(p: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
-  if (signal.aborted) return Promise.reject(transportError(signal.reason, what));
+function withDeadline<T>(p: Promise<T>, signal: AbortSignal, call: Call): Promise<T> {
+  if (signal.aborted) return Promise.reject(transportError(signal.reason, call));
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(transportError(signal.reason, `${what} (waiting for credentials)`));
+    const onAbort = () => reject(transportError(signal.reason, call, ' (waiting for credentials)'));
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(
       (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
-      (e) => (signal.removeEventListener('abort', onAbort), reject(new ApiError('unauthorized', `${what}: getting credentials failed: ${messageOf(e)}`))),
+      (e) =>
+        (signal.removeEventListener('abort', onAbort),
+        reject(new ApiError('unauthorized', `${describeCall(call)}: getting credentials failed: ${messageOf(e)}`, undefined, { call }))),
     );
   });
 }
 
-function statusError(status: number, body: string, what: string): ApiError {
+function statusError(status: number, body: string, call: Call): ApiError {
   let message = '';
   try {
     message = (JSON.parse(body) as { message?: string }).message ?? '';
   } catch {
     message = body.slice(0, 200);
   }
-  return new ApiError(kindOfStatus(status), `${what}: HTTP ${status}${message ? `: ${message}` : ''}`, status, { what });
+  return new ApiError(kindOfStatus(status), `${describeCall(call)}: HTTP ${status}${message ? `: ${message}` : ''}`, status, { call });
 }
 
 function messageOf(e: unknown): string {

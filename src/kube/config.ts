@@ -12,9 +12,26 @@ import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 
 const SA_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
-/** A configuration problem: one line for the user, exit 78. */
+/** The options a configuration problem can be about, named by each caller in its own words
+ *  (a flag and its variable for the CLI, an option for the library). */
+export type ConfigField = 'kubeconfig' | 'context';
+export type FieldNames = (field: ConfigField) => string;
+
+/** A configuration problem: one line for the user, exit 78. `message` names the options as
+ *  the CLI's flags; `describe` lets another caller name them its own way. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  readonly field: ConfigField | undefined;
+  readonly #text: (names: FieldNames) => string;
+  constructor(text: string | ((names: FieldNames) => string), field?: ConfigField) {
+    const render = typeof text === 'string' ? () => text : text;
+    super(render((f) => `--${f}`));
+    this.#text = render;
+    this.field = field;
+  }
+  describe(names: FieldNames): string {
+    return this.#text(names);
+  }
 }
 
 export interface Target {
@@ -25,50 +42,56 @@ export interface Target {
   readonly namespace: string;
 }
 
-export function loadTarget(opts: {
-  kubeconfig?: string | undefined;
-  context?: string | undefined;
-  /** How the user gave each option (e.g. `LEADER_RUN_CONTEXT (--context)`), so messages name it. */
-  given?: { kubeconfig: string; context: string };
-}): Target {
-  const given = opts.given ?? { kubeconfig: '--kubeconfig', context: '--context' };
+/** Where to find the cluster: the kubeconfig file and context, each unset for kubectl's default. */
+export interface KubeRef {
+  readonly kubeconfig?: string | undefined;
+  readonly context?: string | undefined;
+}
+
+export function loadTarget(opts: KubeRef): Target {
   const kc = new KubeConfig();
   let source: string;
   if (opts.kubeconfig !== undefined) {
-    if (opts.kubeconfig === '') throw new ConfigError(`${given.kubeconfig} is empty; give the path of a kubeconfig file`);
-    loadFile(kc, opts.kubeconfig, given.kubeconfig);
+    if (opts.kubeconfig === '') throw new ConfigError((n) => `${n('kubeconfig')} is empty; give the path of a kubeconfig file`, 'kubeconfig');
+    loadFile(kc, opts.kubeconfig, 'kubeconfig');
     source = opts.kubeconfig;
   } else if (process.env['KUBECONFIG']) {
     const listed = process.env['KUBECONFIG'].split(path.delimiter).filter(Boolean);
     // kubectl skips listed files that do not exist, but not ones it cannot read.
     const files = listed.filter((f) => existsSync(f));
     if (files.length === 0)
-      throw new ConfigError(`KUBECONFIG names ${listed.map((f) => JSON.stringify(f)).join(', ')}, and none of them exists; fix KUBECONFIG or pass --kubeconfig`);
-    loadFile(kc, files[0] as string, 'KUBECONFIG');
+      throw new ConfigError((n) => `KUBECONFIG names ${listed.map((f) => JSON.stringify(f)).join(', ')}, and none of them exists; fix KUBECONFIG or pass ${n('kubeconfig')}`);
+    loadFile(kc, files[0] as string, () => 'KUBECONFIG');
     for (const f of files.slice(1)) {
       const more = new KubeConfig();
-      loadFile(more, f, 'KUBECONFIG');
+      loadFile(more, f, () => 'KUBECONFIG');
       kc.mergeConfig(more, true);
     }
     source = files.join(path.delimiter);
   } else if (existsSync(path.join(homedir(), '.kube', 'config'))) {
     source = path.join(homedir(), '.kube', 'config');
-    loadFile(kc, source, 'the default kubeconfig');
+    loadFile(kc, source, () => 'the default kubeconfig');
   } else if (process.env['KUBERNETES_SERVICE_HOST'] && existsSync(path.join(SA_DIR, 'token'))) {
-    if (opts.context !== undefined) throw new ConfigError(`${given.context} ${opts.context}: there is no kubeconfig to choose a context from (running in-cluster)`);
+    if (opts.context !== undefined) {
+      const context = opts.context;
+      throw new ConfigError((n) => `${n('context')} ${context}: there is no kubeconfig to choose a context from (running in-cluster)`, 'context');
+    }
     kc.loadFromCluster();
     source = 'in-cluster service account';
   } else {
     throw new ConfigError(
-      'no kubeconfig and not in a cluster: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a Pod with a service account',
+      (n) => `no kubeconfig and not in a cluster: pass ${n('kubeconfig')}, set KUBECONFIG, create ~/.kube/config, or run in a Pod with a service account`,
+      'kubeconfig',
     );
   }
 
   if (opts.context !== undefined && source !== 'in-cluster service account') {
     if (!kc.getContextObject(opts.context)) {
       const names = kc.getContexts().map((c) => c.name);
+      const context = opts.context;
       throw new ConfigError(
-        `${given.context} ${JSON.stringify(opts.context)} is not in ${source}${names.length ? `; its contexts are: ${names.join(', ')}` : ' (it has no contexts)'}`,
+        (n) => `${n('context')} ${JSON.stringify(context)} is not in ${source}${names.length ? `; its contexts are: ${names.join(', ')}` : ' (it has no contexts)'}`,
+        'context',
       );
     }
     kc.setCurrentContext(opts.context);
@@ -76,9 +99,9 @@ export function loadTarget(opts: {
   const ctxName = kc.getCurrentContext();
   if (!ctxName && kc.getContexts().length === 0)
     throw new ConfigError(`${source} defines no contexts, so it is not a usable kubeconfig; give one made by kubectl config or your cluster's tooling`);
-  if (!ctxName) throw new ConfigError(`${source} has no current-context; pass --context or run kubectl config use-context`);
+  if (!ctxName) throw new ConfigError((n) => `${source} has no current-context; pass ${n('context')} or run kubectl config use-context`, 'context');
   const ctx = kc.getContextObject(ctxName);
-  if (!ctx) throw new ConfigError(`${source}: current-context ${JSON.stringify(ctxName)} is not defined in it; pass --context`);
+  if (!ctx) throw new ConfigError((n) => `${source}: current-context ${JSON.stringify(ctxName)} is not defined in it; pass ${n('context')}`, 'context');
   const cluster = kc.getCluster(ctx.cluster);
   if (!cluster) throw new ConfigError(`${source}: context ${JSON.stringify(ctxName)} names cluster ${JSON.stringify(ctx.cluster)}, which is not defined`);
   if (!cluster.server) throw new ConfigError(`${source}: cluster ${JSON.stringify(cluster.name)} has no server address`);
@@ -107,15 +130,19 @@ export function loadTarget(opts: {
   return { kc, source, namespace: podNamespace || ctx.namespace || 'default' };
 }
 
-function loadFile(kc: KubeConfig, file: string, what: string): void {
+/** `from` names where the file was given: an option (the kubeconfig field), or a source of
+ *  kubectl's (KUBECONFIG, the default file). */
+function loadFile(kc: KubeConfig, file: string, from: 'kubeconfig' | (() => string)): void {
+  const field = from === 'kubeconfig' ? 'kubeconfig' : undefined;
+  const what = (n: FieldNames) => (from === 'kubeconfig' ? n('kubeconfig') : from());
   const problem = fileProblem(file);
-  if (problem === 'missing') throw new ConfigError(`${what}: ${file} does not exist; give the path of a kubeconfig file`);
-  if (problem) throw new ConfigError(`${what}: ${file} ${problem}; give the path of a readable kubeconfig file`);
+  if (problem === 'missing') throw new ConfigError((n) => `${what(n)}: ${file} does not exist; give the path of a kubeconfig file`, field);
+  if (problem) throw new ConfigError((n) => `${what(n)}: ${file} ${problem}; give the path of a readable kubeconfig file`, field);
   try {
     kc.loadFromFile(file);
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
-    throw new ConfigError(`${what}: ${file} is not a valid kubeconfig: ${msg}`);
+    throw new ConfigError((n) => `${what(n)}: ${file} is not a valid kubeconfig: ${msg}`, field);
   }
 }
 

@@ -1,19 +1,8 @@
 /**
- * Errors from the Kubernetes API, sorted into the few kinds the election acts on, and the
- * exit statuses of DESIGN §4.
+ * Errors from the Kubernetes API, sorted into the few kinds the election acts on. What a
+ * failure means for a run (retry, or exit with which status and advice) is decided once, in
+ * supervisor/failures.ts; this layer only says what happened, to which call.
  */
-
-export const ExitStatus = {
-  ok: 0,
-  usage: 64, // EX_USAGE: bad flags or arguments
-  unavailable: 69, // EX_UNAVAILABLE: API unreachable past the start-up window
-  software: 70, // EX_SOFTWARE: internal error
-  tempfail: 75, // EX_TEMPFAIL: leadership lost, or --wait-timeout passed
-  noperm: 77, // EX_NOPERM: 401/403 on the Lease
-  config: 78, // EX_CONFIG: no usable kubeconfig or in-cluster config
-  notExecutable: 126,
-  notFound: 127,
-} as const;
 
 export type ApiErrorKind =
   | 'conflict' // 409: someone else wrote first (or the object exists already)
@@ -26,17 +15,35 @@ export type ApiErrorKind =
   | 'gone' // 410: a watch asked for a version the server no longer has
   | 'other';
 
+/** The API verbs leader-run uses, as RBAC names them. */
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete';
+
+/** The call a request makes, set where the request is built: errors say what failed, and
+ *  the failure policy reads the verb and resource instead of parsing messages. */
+export interface Call {
+  readonly verb: Verb;
+  /** The resource as RBAC names it: `leases`, `pods`, `services`; or a path such as `/readyz`. */
+  readonly resource: string;
+  /** The object, for messages: `Lease default/x`. */
+  readonly object: string;
+}
+
+/** "get Lease default/x": how a call is named in messages. */
+export function describeCall(c: Call): string {
+  return `${c.verb} ${c.object}`;
+}
+
 export class ApiError extends Error {
   readonly kind: ApiErrorKind;
   readonly status: number | undefined;
-  /** The call that failed, e.g. "get Lease default/x", when known. */
-  readonly what: string | undefined;
-  constructor(kind: ApiErrorKind, message: string, status?: number, options?: { cause?: unknown; what?: string }) {
+  /** The call that failed, when known. */
+  readonly call: Call | undefined;
+  constructor(kind: ApiErrorKind, message: string, status?: number, options?: { cause?: unknown; call?: Call | undefined }) {
     super(message, options);
     this.name = 'ApiError';
     this.kind = kind;
     this.status = status;
-    this.what = options?.what;
+    this.call = options?.call;
   }
 }
 
@@ -62,24 +69,25 @@ const tlsCodes = new Set([
 ]);
 
 /** Maps a transport failure (no HTTP status) to an ApiError that says what happened. */
-export function transportError(err: unknown, what: string): ApiError {
+export function transportError(err: unknown, call: Call, suffix = ''): ApiError {
+  const what = describeCall(call) + suffix;
   const e = err as NodeJS.ErrnoException & { name?: string };
   const code = e?.code ?? '';
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError' || code === 'ABORT_ERR')
-    return new ApiError('unavailable', `${what}: no answer before the deadline`, undefined, { cause: err });
+    return new ApiError('unavailable', `${what}: no answer before the deadline`, undefined, { cause: err, call });
   if (tlsCodes.has(code))
-    return new ApiError('tls', `${what}: the server's TLS certificate did not verify (${code}); check the cluster's certificate-authority in the kubeconfig`, undefined, { cause: err });
+    return new ApiError('tls', `${what}: the server's TLS certificate did not verify (${code}); check the cluster's certificate-authority in the kubeconfig`, undefined, { cause: err, call });
   // Name the address that failed and what to check: the bare code alone does not say.
   const ex = e as { hostname?: string; address?: string; port?: number };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
-    return new ApiError('unavailable', `${what}: DNS lookup of ${ex.hostname ?? 'the server'} failed (${code}); check the server address in the kubeconfig`, undefined, { cause: err });
+    return new ApiError('unavailable', `${what}: DNS lookup of ${ex.hostname ?? 'the server'} failed (${code}); check the server address in the kubeconfig`, undefined, { cause: err, call });
   if (code === 'ECONNREFUSED')
     return new ApiError(
       'unavailable',
       `${what}: connection refused by ${ex.address ?? 'the server'}${ex.port ? `:${ex.port}` : ''}; is the API server running, and is the server address in the kubeconfig right?`,
       undefined,
-      { cause: err },
+      { cause: err, call },
     );
   const detail = code || e?.message || String(err);
-  return new ApiError('unavailable', `${what}: ${detail}`, undefined, { cause: err });
+  return new ApiError('unavailable', `${what}: ${detail}`, undefined, { cause: err, call });
 }

@@ -1,6 +1,5 @@
 /** An injected clock and an in-memory Lease store, for driving the elector exhaustively. */
-import type { Clock } from '../../src/election/elector.ts';
-import type { Instant } from '../../src/election/timing.ts';
+import type { Clock, Instant } from '../../src/core/time.ts';
 import { ApiError } from '../../src/kube/errors.ts';
 import type { LeaseLock } from '../../src/lease/lock.ts';
 import type { LeaseSnapshot, LeaseSpec } from '../../src/lease/record.ts';

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Elector, type LossReason, type Term } from '../../src/election/elector.ts';
-import type { Instant, Timing } from '../../src/election/timing.ts';
-import { FakeClock, MemoryStore, type MemoryLock } from '../support/fake.ts';
+import { Elector, type LossReason, type Term } from '../../../src/election/elector.ts';
+import type { Instant } from '../../../src/core/time.ts';
+import type { Timing } from '../../../src/election/timing.ts';
+import { FakeClock, MemoryStore, type MemoryLock } from '../../support/fake.ts';
 
 const timing: Timing = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, fenceGraceMs: 2_000 };
 
@@ -268,7 +269,7 @@ describe('elector with a watch', () => {
     await clock.advance(0);
     const lockB = store.lockFor('b');
     lockB.watchMode = 'break';
-    const e = new Elector({ identity: 'b', timing, random: () => 0 }, lockB, clock);
+    const e = new Elector({ identity: 'b', timing, random: () => 0 }, lockB, clock, { startedLeading: () => {}, stoppedLeading: () => {} });
     void e.run();
     await clock.advance(20_000);
     assert.ok(lockB.calls.filter((c) => c === 'get').length >= 9, 'reads every retry period');
@@ -282,7 +283,7 @@ describe('elector with a watch', () => {
     const lockB = store.lockFor('b');
     lockB.watchMode = 'stall';
     let bLed = false;
-    const e = new Elector({ identity: 'b', timing, random: () => 0 }, lockB, clock, { startedLeading: () => (bLed = true) });
+    const e = new Elector({ identity: 'b', timing, random: () => 0 }, lockB, clock, { startedLeading: () => (bLed = true), stoppedLeading: () => {} });
     void e.run();
     await clock.advance(60_000);
     assert.equal(bLed, false, 'b never led while a kept renewing');
@@ -447,7 +448,7 @@ describe('the safety audit, at the elector (F3, F4, F8, F9, F12, F14)', () => {
     const { clock, store } = setup();
     const lockA = store.lockFor('a');
     lockA.mode = 'drop-reply';
-    const e = new Elector({ identity: 'a', timing, random: () => 0 }, lockA, clock, {});
+    const e = new Elector({ identity: 'a', timing, random: () => 0 }, lockA, clock, { startedLeading: () => {}, stoppedLeading: () => {} });
     void e.run();
     await clock.advance(100);
     assert.equal(store.obj?.spec.holderIdentity, 'a', 'the write landed');

@@ -4,14 +4,14 @@
  * client-go's name, so existing dashboards and alerts on leader_election_master_status work.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RunState } from './state.ts';
+import type { StatusBoard } from './status-board.ts';
 
 export interface Metrics {
   readonly contentType: string;
   text(): Promise<string>;
 }
 
-export function metricsFor(state: RunState, lockName: string): Metrics {
+export function metricsFor(state: StatusBoard, lockName: string): Metrics {
   const registry = new Registry();
   const registers = [registry];
   const master = new Gauge({

@@ -11,3 +11,10 @@ export function parseDuration(text: string): number | undefined {
   for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(m[1]) * (unitMs[m[2] ?? ''] ?? NaN);
   return Number.isFinite(total) ? Math.round(total) : undefined;
 }
+
+/** Milliseconds written the way the flags accept them. */
+export function formatDuration(ms: number): string {
+  if (ms % 60000 === 0 && ms >= 60000) return `${ms / 60000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

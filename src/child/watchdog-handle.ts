@@ -1,5 +1,5 @@
 /**
- * leader-run's handle on the child, which runs under the watchdog process (watchdog.ts).
+ * leader-run's handle on its watchdog process (watchdog.ts), under which the child runs.
  *
  * Every guard has a guard. The watchdog kills the tree by the lease deadline even when
  * leader-run is frozen or dead; and this process watches the watchdog: it pings it, and
@@ -12,14 +12,10 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { onExit } from 'signal-exit';
-import { CONFIRM_BUDGET_MS, elapsedMs, instantNow, type Instant } from '../election/timing.ts';
-import type { FromWatchdog, LeaseDeadlines, ToWatchdog } from './protocol.ts';
+import type { ProcessEnd } from '../core/exit-status.ts';
+import { elapsedMs, instantNow, type Instant } from '../core/time.ts';
+import type { FromWatchdog, LeaseDeadlines, StopCause, ToWatchdog } from './protocol.ts';
 import { ProcessTree, TERM_MARK } from './tree.ts';
-
-export interface ChildExit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
 
 export type SpawnResult = { ok: true; pid: number } | { ok: false; status: number; message: string };
 
@@ -30,20 +26,22 @@ export interface Gone {
 
 export interface WatchdogGuard {
   /** How often to ping the watchdog. */
-  pingMs: number;
-  /** No answer for this long: the watchdog is frozen or stuck (R/2). */
-  silenceMs: number;
+  readonly pingMs: number;
+  /** A ping unanswered for this long: the watchdog is frozen or stuck (R/2). */
+  readonly silenceMs: number;
+  /** K: how long to confirm a killed tree gone; half of it is the watchdog's to report in. */
+  readonly confirmBudgetMs: number;
 }
 
 const watchdogPath = new URL(import.meta.url.endsWith('.ts') ? './watchdog.ts' : './watchdog.js', import.meta.url);
 
-export class Child {
+export class WatchdogHandle {
   readonly #proc: ChildProcess;
   readonly #guard: WatchdogGuard;
   /** The term's mark, as it stands in the child's environment. */
   readonly #mark = `${TERM_MARK}=${randomBytes(12).toString('hex')}`;
   #tree: ProcessTree | null = null;
-  #exit: ChildExit | null = null;
+  #exit: ProcessEnd | null = null;
   #gone: Gone | null = null;
   #spawning: ((r: SpawnResult) => void) | null = null;
   #spawned = false;
@@ -59,12 +57,13 @@ export class Child {
   #imposedKillAt = Infinity;
   #backstop: NodeJS.Timeout | null = null;
   #waiters: Array<{ want: FromWatchdog['t']; resolve: (m: FromWatchdog) => void }> = [];
-  readonly exited: Promise<ChildExit>;
+  readonly exited: Promise<ProcessEnd>;
   readonly gone: Promise<Gone>;
-  #resolveExit!: (e: ChildExit) => void;
+  #resolveExit!: (e: ProcessEnd) => void;
   #resolveGone!: (g: Gone) => void;
-  /** Called when the watchdog starts fencing on its own (deadline) — leader-run is late. */
-  onFencing: ((why: string) => void) | null = null;
+  /** Called when the watchdog starts stopping the tree, with why ('deadline': by its own
+   *  clock the lease was lost — leader-run is late). */
+  onStopping: ((cause: StopCause) => void) | null = null;
   /** Called once if the watchdog dies or stops answering; the tree, if any, is then killed
    *  by this process. Called before `exited` and `gone` resolve. */
   onFailed: ((why: string) => void) | null = null;
@@ -83,14 +82,14 @@ export class Child {
   }
 
   /** Starts the watchdog ahead of need, so becoming leader does not wait for it. */
-  static async prepare(guard: WatchdogGuard): Promise<Child> {
+  static async prepare(guard: WatchdogGuard): Promise<WatchdogHandle> {
     const proc = fork(watchdogPath, [], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       detached: true,
       serialization: 'json',
       execArgv: [],
     });
-    const c = new Child(proc, guard);
+    const c = new WatchdogHandle(proc, guard);
     const died = new Promise<never>((_, reject) =>
       proc.once('exit', (code, signal) => reject(new Error(`the watchdog process exited at start (${signal ?? `status ${code}`})`))),
     );
@@ -121,7 +120,8 @@ export class Child {
     return answer;
   }
 
-  anchor(anchor: Instant): void {
+  /** A renewal succeeded: the lease is now anchored at `anchor`. */
+  renewAnchor(anchor: Instant): void {
     this.#anchor = anchor;
     this.#send({ t: 'anchor', anchor });
     if (this.#imposedKillAt < Infinity) this.#armBackstop();
@@ -144,7 +144,7 @@ export class Child {
   }
 
   /** Lets the watchdog exit (it does once its channel closes and no child is left). */
-  close(): void {
+  disconnect(): void {
     this.#closing = true;
     if (this.#pinger) clearInterval(this.#pinger);
     if (this.#backstop) clearTimeout(this.#backstop);
@@ -172,8 +172,8 @@ export class Child {
     this.#backstop = setTimeout(() => {
       this.#markedTree()?.signal('SIGKILL');
       this.#backstop = setTimeout(() => {
-        if (!this.#gone) this.#fail(`it did not report the child's tree gone ${CONFIRM_BUDGET_MS / 2}ms after the kill deadline`);
-      }, CONFIRM_BUDGET_MS / 2);
+        if (!this.#gone) this.#fail(`it did not report the child's tree gone ${this.#guard.confirmBudgetMs / 2}ms after the kill deadline`);
+      }, this.#guard.confirmBudgetMs / 2);
     }, Math.max(0, killAt - t.mono));
   }
 
@@ -234,8 +234,8 @@ export class Child {
         if (!this.#exit) this.#resolveExit({ code: null, signal: 'SIGKILL' });
         this.#confirmGone({ unkillable: m.unkillable });
         break;
-      case 'fencing':
-        this.onFencing?.(m.why);
+      case 'stopping':
+        this.onStopping?.(m.cause);
         break;
     }
     const matched = this.#waiters.filter((w) => w.want === m.t);
@@ -267,7 +267,7 @@ export class Child {
       this.onFailed?.(this.#failure);
     }
     const tree = this.#markedTree();
-    const { unkillable } = tree ? await tree.kill(CONFIRM_BUDGET_MS) : { unkillable: [] };
+    const { unkillable } = tree ? await tree.kill(this.#guard.confirmBudgetMs) : { unkillable: [] };
     if (this.#spawning) {
       this.#spawning(this.#noWatchdog());
       this.#spawning = null;

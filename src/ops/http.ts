@@ -4,18 +4,15 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError } from '../kube/config.ts';
-import type { Logger } from './log.ts';
-import { metricsFor } from './metrics.ts';
+import type { HttpAddr } from '../config.ts';
+import type { Logger } from '../core/log.ts';
 import { StallDetector } from './stall.ts';
-import type { RunState } from './state.ts';
+import type { StatusBoard } from './status-board.ts';
 
-export interface HttpAddr {
-  /** Undefined: every interface. */
-  readonly host: string | undefined;
-  readonly port: number;
-  /** How the user gave it (`--http-addr`, or its variable), for messages. */
-  readonly given: string;
+/** The address cannot be listened on: `message` says why and what to do (exit 78); the
+ *  caller names the option it came from. */
+export class HttpBindError extends Error {
+  override name = 'HttpBindError';
 }
 
 export interface HttpServer {
@@ -24,12 +21,18 @@ export interface HttpServer {
   close(): void;
 }
 
-export async function startHttp(addr: HttpAddr, state: RunState, lockName: string, log: Logger): Promise<HttpServer> {
-  const metrics = metricsFor(state, lockName);
-  // A stall that ate half the renew deadline means renewals are at risk; report it for a whole
-  // renew deadline, so a liveness probe (every few seconds) gets to see it.
-  const R = state.opts.renewDeadlineMs;
-  const stall = new StallDetector(R / 2, R);
+/** `stall`: an event-loop stall of at least `thresholdMs` puts renewals at risk; /healthz
+ *  reports it for `rememberMs`, so a liveness probe (every few seconds) gets to see it. */
+export async function startHttp(
+  addr: HttpAddr,
+  state: StatusBoard,
+  lockName: string,
+  log: Logger,
+  stallAt: { thresholdMs: number; rememberMs: number },
+): Promise<HttpServer> {
+  // prom-client is loaded only when the endpoints are asked for.
+  const metrics = (await import('./metrics.ts')).metricsFor(state, lockName);
+  const stall = new StallDetector(stallAt.thresholdMs, stallAt.rememberMs);
   state.addLivenessCheck(() => stall.problem());
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -66,13 +69,13 @@ export async function startHttp(addr: HttpAddr, state: RunState, lockName: strin
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
       const host = addr.host?.includes(':') ? `[${addr.host}]` : (addr.host ?? '');
-      const where = `${addr.given} ${host}:${addr.port}`;
+      const where = `${host}:${addr.port}`;
       const why =
         e.code === 'EADDRINUSE' ? 'the address is already in use; pick a free port (or 0 for any)'
         : e.code === 'EACCES' ? 'permission denied; use a port above 1023'
         : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' ? 'no such local address; use an address of this host, or leave the host out for all'
         : (e.code ?? e.message);
-      reject(new ConfigError(`${where}: cannot listen: ${why}`));
+      reject(new HttpBindError(`${where}: cannot listen: ${why}`));
     });
     server.listen(addr.port, addr.host, () => resolve());
   });

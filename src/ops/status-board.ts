@@ -1,10 +1,18 @@
 /**
- * What leader-run believes about itself, for the HTTP endpoints and the metrics: updated by
- * run.ts at each election and child event, read by /healthz, /readyz, /leader and /metrics.
- * It never feeds back into a decision: the elector and the watchdog decide alone.
+ * The status board: what leader-run believes about itself, for the HTTP endpoints and the
+ * metrics. run.ts updates it at each election and child event; /healthz, /readyz, /leader
+ * and /metrics read it. It never feeds back into a decision: the elector, the supervisor and
+ * the watchdog decide alone.
  */
-import { elapsedMs, type Instant } from '../election/timing.ts';
-import type { LeaseSnapshot } from '../lease/record.ts';
+import { elapsedMs, type Instant } from '../core/time.ts';
+
+/** Who leads, as the last Lease read showed it. */
+export interface LeaderView {
+  readonly holder: string | null;
+  /** The holder's acquireTime. */
+  readonly since: string | null;
+  readonly transitions: number | null;
+}
 
 /** Whoever wants to hear about events as they happen (the metrics). */
 export interface StateSink {
@@ -27,8 +35,8 @@ export interface StateOptions {
 
 /** Read on demand from the run, once it has an elector (see attach). */
 export interface StateSources {
-  /** The last Lease the elector saw. */
-  readonly observed: () => LeaseSnapshot | null;
+  /** Who leads, from the last Lease the elector saw. */
+  readonly observed: () => LeaderView | null;
   /** Whether a stop sequence has begun. */
   readonly stopping: () => boolean;
 }
@@ -38,7 +46,7 @@ export interface Health {
   readonly reason: string;
 }
 
-export class RunState {
+export class StatusBoard {
   readonly opts: StateOptions;
   #sources: StateSources = { observed: () => null, stopping: () => false };
   #leading = false;
@@ -128,15 +136,15 @@ export class RunState {
 
   /** "Which pod leads", as seen in the last Lease read. */
   leader(): { lease: string; holder: string | null; self: string; leading: boolean; since: string | null; transitions: number | null } {
-    const spec = this.#sources.observed()?.spec;
-    const holder = spec?.holderIdentity || null;
+    const v = this.#sources.observed();
+    const holder = v?.holder || null;
     return {
       lease: this.opts.lease,
       holder,
       self: this.opts.identity,
       leading: this.#leading,
-      since: holder ? (spec?.acquireTime ?? null) : null,
-      transitions: spec?.leaseTransitions ?? null,
+      since: holder ? (v?.since ?? null) : null,
+      transitions: v?.transitions ?? null,
     };
   }
 

@@ -1,16 +1,58 @@
 /**
  * leader-run's own log, on stderr (the child's stdout and stderr are never touched):
  * text for people, JSON lines for machines. Each record carries the lease and our
- * identity; state changes carry an `event` name so they can be matched on.
+ * identity; state changes carry an `event` name — a documented interface (the README's
+ * "Logs" table), so the names are a closed type.
  */
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'text' | 'json';
 
+export type LogEvent =
+  // the election
+  | 'campaigning'
+  | 'new-leader'
+  | 'started-leading'
+  | 'new-lease-hold'
+  | 'renewed'
+  | 'renew-failed'
+  | 'stopped-leading'
+  | 'released'
+  | 'watch-forbidden'
+  | 'watch-failed'
+  // the child
+  | 'child-started'
+  | 'child-exited'
+  | 'child-fenced'
+  | 'child-gone'
+  | 'child-failed'
+  | 'watchdog-fence'
+  | 'watchdog-failed'
+  | 'unkillable'
+  | 'signal'
+  | 'pid1'
+  // operating it
+  | 'http-listening'
+  | 'http-error'
+  | 'pod-labelled'
+  | 'service-routed'
+  // failures, each with what to fix
+  | 'api-error'
+  | 'unreachable'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'tls'
+  | 'namespace-missing'
+  | 'config-invalid'
+  | 'command-invalid'
+  | 'wait-timeout'
+  | 'internal-error'
+  | 'exit';
+
 const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface LogFields {
-  event?: string;
+  event?: LogEvent;
   [k: string]: unknown;
 }
 
@@ -43,6 +85,10 @@ export class Logger {
   }
   error(msg: string, fields?: LogFields): void {
     this.#log('error', msg, fields);
+  }
+
+  log(level: Level, msg: string, fields?: LogFields): void {
+    this.#log(level, msg, fields);
   }
 
   #log(level: Level, msg: string, fields: LogFields = {}): void {

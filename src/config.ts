@@ -1,0 +1,39 @@
+/** What one run is asked to do, validated: built by the CLI (cli/options.ts), carried out by
+ *  run.ts. Types only. */
+import type { Level, LogFormat } from './core/log.ts';
+import type { Timing } from './election/timing.ts';
+import type { KubeRef } from './kube/config.ts';
+import type { LeaseRef } from './lease/connect.ts';
+
+/** --http-addr: where to serve /healthz, /readyz, /metrics and /leader. */
+export interface HttpAddr {
+  /** Undefined: every interface. */
+  readonly host: string | undefined;
+  readonly port: number;
+}
+
+/** --leader-service: the Service to point at the leader's Pod, with that Pod's name and
+ *  namespace (undefined namespace: the Lease's), and where the name came from. */
+export interface RoutingConfig {
+  readonly service: string;
+  readonly pod: string;
+  readonly podNamespace: string | undefined;
+  readonly podFrom: string;
+}
+
+export interface RunConfig {
+  readonly lease: LeaseRef;
+  readonly identity: string;
+  readonly timing: Timing;
+  readonly shutdownGraceMs: number;
+  readonly kube: KubeRef;
+  readonly waitTimeoutMs: number | undefined;
+  readonly waitTimeoutExitCode: number;
+  readonly startupTimeoutMs: number;
+  readonly shell: boolean;
+  readonly log: { readonly format: LogFormat; readonly level: Level };
+  readonly http: HttpAddr | undefined;
+  readonly routing: RoutingConfig | undefined;
+  /** The command and its arguments, exactly as given. */
+  readonly command: readonly string[];
+}

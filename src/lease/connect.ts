@@ -1,0 +1,32 @@
+/**
+ * From "which Lease, through which kubeconfig" to a lock on it: the one composition the run,
+ * `leader-run status` and the library share.
+ */
+import { KubeClient } from '../kube/client.ts';
+import { loadTarget, type KubeRef, type Target } from '../kube/config.ts';
+import { KubeLeaseLock } from './kube-lease-lock.ts';
+
+export interface LeaseRef {
+  readonly name: string;
+  /** Undefined: the Pod's namespace, else the kubeconfig context's, else 'default'. */
+  readonly namespace?: string | undefined;
+}
+
+export interface LeaseConnection {
+  readonly target: Target;
+  readonly client: KubeClient;
+  readonly lock: KubeLeaseLock;
+  readonly namespace: string;
+  /** "namespace/name" */
+  readonly lease: string;
+}
+
+/** Loads the kubeconfig (kubectl's rules; throws ConfigError) and builds the client and lock.
+ *  Nothing is sent yet. */
+export async function connectLease(ref: LeaseRef, kube: KubeRef, userAgent: string): Promise<LeaseConnection> {
+  const target = loadTarget(kube);
+  const namespace = ref.namespace ?? target.namespace;
+  const client = await KubeClient.create(target.kc, userAgent);
+  const lock = new KubeLeaseLock(client, namespace, ref.name);
+  return { target, client, lock, namespace, lease: lock.description };
+}

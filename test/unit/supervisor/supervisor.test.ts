@@ -1,0 +1,201 @@
+/** The supervisor as a table: each way a run ends, and each row of the README's exit-status
+ *  table, driven through events with a fake clock in milliseconds. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Instant } from '../../../src/core/time.ts';
+import type { Term } from '../../../src/election/elector.ts';
+import type { Effect, RunEvent } from '../../../src/supervisor/events.ts';
+import { Supervisor, exitStatusFor, type SupervisorConfig } from '../../../src/supervisor/supervisor.ts';
+
+const R = 2000;
+const cfg: SupervisorConfig = { renewDeadlineMs: R, shutdownGraceMs: 1000, routing: false, waitTimeoutMs: 5000, waitTimeoutExitCode: 3, commandText: 'job' };
+const term = (holdMs = 0): Term => ({ identity: 'me', uid: 'u1', fencingToken: 7, holdMs });
+const at = (mono: number): Instant => ({ mono, wall: 1_000_000 + mono });
+
+/** Feeds events (each at its time, default 10 ms after the last) and returns what happened. */
+function drive(steps: Array<RunEvent | [number, RunEvent]>, config: Partial<SupervisorConfig> = {}) {
+  const s = new Supervisor({ ...cfg, ...config });
+  const effects: Effect[] = [];
+  let now = 0;
+  for (const step of steps) {
+    const [t, e] = Array.isArray(step) ? step : [now + 10, step];
+    now = t;
+    effects.push(...s.handle(e, at(now)));
+  }
+  const kinds = effects.filter((e) => e.type !== 'log').map((e) => e.type);
+  const logged = effects.flatMap((e) => (e.type === 'log' ? [e.event] : []));
+  const exit = effects.find((e) => e.type === 'exit');
+  return { s, effects, kinds, logged, status: exit?.type === 'exit' ? exit.status : undefined };
+}
+
+const leading = (holdMs = 0): RunEvent => ({ type: 'leading', term: term(holdMs), anchor: at(0) });
+const running: RunEvent[] = [leading(), { type: 'spawned', pid: 42 }];
+const gone: RunEvent = { type: 'tree-gone', unkillable: [] };
+const released: RunEvent = { type: 'released', released: true };
+const exited = (code: number | null, signal: NodeJS.Signals | null = null): RunEvent => ({ type: 'child-exited', exit: { code, signal } });
+
+describe('supervisor: the ways a run ends', () => {
+  it('1. the child exits by itself: its tree is stopped, then the Lease released, then its status', () => {
+    const r = drive([...running, exited(3), gone, released]);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'release', 'exit']);
+    assert.equal(r.status, 3);
+    assert.deepEqual(r.logged, ['child-started', 'child-exited', 'child-gone', 'released']);
+  });
+
+  it('2. the lease is lost while the child runs: fence, then release, 75', () => {
+    const r = drive([...running, { type: 'lost', reason: 'renew-deadline', detail: 'x' }, exited(null, 'SIGTERM'), gone, released]);
+    assert.deepEqual(r.kinds, ['spawn', 'fence', 'release', 'exit']);
+    assert.equal(r.status, 75);
+    assert.ok(r.logged.includes('child-fenced'));
+  });
+
+  it('3. the lease is lost during a voluntary stop: the stop becomes a fence, 75', () => {
+    const r = drive([...running, { type: 'stop-signal', signal: 'SIGTERM' }, { type: 'lost', reason: 'holder-changed', detail: 'x' }, exited(143), gone, released]);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'fence', 'release', 'exit']);
+    assert.equal(r.status, 75);
+  });
+
+  it('4. a stop signal before leading: stop campaigning, 128 + N', () => {
+    const r = drive([{ type: 'stop-signal', signal: 'SIGINT' }, { type: 'campaign-stopped', leading: false, releasedLost: false }]);
+    assert.deepEqual(r.kinds, ['stop-campaigning', 'exit']);
+    assert.equal(r.status, 130);
+  });
+
+  it('5. a stop signal while the child runs: the child stops, the Lease is released, the child’s status', () => {
+    const r = drive([...running, { type: 'stop-signal', signal: 'SIGTERM' }, exited(143), gone, released]);
+    const stop = r.effects.find((e) => e.type === 'stop-tree');
+    assert.deepEqual(stop, { type: 'stop-tree', signal: 'SIGTERM', graceMs: 1000 });
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'release', 'exit']);
+    assert.equal(r.status, 143);
+  });
+
+  it('6. a second stop signal is passed on to the child', () => {
+    const r = drive([...running, { type: 'stop-signal', signal: 'SIGTERM' }, { type: 'stop-signal', signal: 'SIGINT' }]);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'forward']);
+    assert.equal(r.s.phase, 'stopping');
+  });
+
+  it('7. pointing the Service at this Pod fails: release, the routing status; no child', () => {
+    const fatal = { status: 77, event: 'forbidden' as const, message: 'no' };
+    const r = drive([leading(), { type: 'routing-failed', fatal }, released], { routing: true });
+    assert.deepEqual(r.kinds, ['route-here', 'release', 'exit']);
+    assert.equal(r.status, 77);
+  });
+
+  it('8. spawning the child fails: release, 127', () => {
+    const r = drive([leading(), { type: 'spawn-failed', status: 127, message: 'not found' }, released]);
+    assert.deepEqual(r.kinds, ['spawn', 'release', 'exit']);
+    assert.equal(r.status, 127);
+    assert.ok(r.logged.includes('child-failed'));
+  });
+
+  it('9. a fatal API error before leading: stop campaigning, its status', () => {
+    const r = drive([{ type: 'fatal', fatal: { status: 78, event: 'tls', message: 'bad cert' } }, { type: 'campaign-stopped', leading: false, releasedLost: false }]);
+    assert.deepEqual(r.kinds, ['stop-campaigning', 'exit']);
+    assert.equal(r.status, 78);
+  });
+
+  it('10. --wait-timeout passes before leading: its exit code', () => {
+    const r = drive([{ type: 'wait-timeout' }, { type: 'campaign-stopped', leading: false, releasedLost: false }]);
+    assert.equal(r.status, 3);
+    assert.deepEqual(r.logged, ['wait-timeout']);
+  });
+
+  it('11. the API server stays unreachable: 69, said once', () => {
+    const r = drive([{ type: 'fatal', fatal: { status: 69, event: 'unreachable', message: 'unreachable' } }, { type: 'fatal', fatal: { status: 69, event: 'unreachable', message: 'again' } }, { type: 'campaign-stopped', leading: false, releasedLost: false }]);
+    assert.equal(r.status, 69);
+    assert.deepEqual(r.logged, ['unreachable']);
+  });
+
+  it('12. a stop during the new-Lease hold: release without a child, 128 + N', () => {
+    const r = drive([leading(4000), { type: 'stop-signal', signal: 'SIGTERM' }, released, { type: 'hold-elapsed' }]);
+    assert.deepEqual(r.kinds, ['start-hold', 'release', 'exit']);
+    assert.equal(r.status, 143);
+  });
+
+  it('13. an acquire wins while leaving: it is released at once, no child', () => {
+    const r = drive([{ type: 'stop-signal', signal: 'SIGTERM' }, leading(), { type: 'campaign-stopped', leading: true, releasedLost: false }, released]);
+    assert.deepEqual(r.kinds, ['stop-campaigning', 'release', 'exit']);
+    assert.equal(r.status, 143);
+  });
+
+  it('the watchdog fails while the child runs: the tree is killed without it, released, 70', () => {
+    const r = drive([...running, { type: 'watchdog-failed', why: 'it exited (SIGKILL)' }, exited(null, 'SIGKILL'), gone, released]);
+    assert.deepEqual(r.kinds, ['spawn', 'fence', 'release', 'exit']);
+    assert.equal(r.status, 70, 'not 137: that SIGKILL was our own');
+  });
+
+  it('the watchdog fails while holding: release, 70; while campaigning: leave, 70', () => {
+    assert.equal(drive([leading(4000), { type: 'watchdog-failed', why: 'x' }, released]).status, 70);
+    assert.equal(drive([{ type: 'watchdog-failed', why: 'x' }, { type: 'campaign-stopped', leading: false, releasedLost: false }]).status, 70);
+  });
+
+  it('the watchdog reaches the deadline first: the term ends as a loss, 75', () => {
+    const r = drive([...running, { type: 'watchdog-deadline' }, exited(null, 'SIGTERM'), gone, released]);
+    assert.equal(r.status, 75);
+    assert.ok(r.logged.includes('watchdog-fence'));
+  });
+
+  it('no spawn on an expired lease: a hold that ends past R since the anchor loses the term', () => {
+    const r = drive([[0, leading(4000)], [R + 2500, { type: 'hold-elapsed' }], released]);
+    assert.deepEqual(r.kinds, ['start-hold', 'release', 'exit']);
+    assert.equal(r.status, 75);
+  });
+
+  it('a renewal during the hold keeps the lease: the child starts with the newest anchor', () => {
+    const r = drive([[0, leading(4000)], [3000, { type: 'renewed', anchor: at(3000) }], [4000, { type: 'hold-elapsed' }]]);
+    const spawn = r.effects.find((e) => e.type === 'spawn');
+    assert.equal(spawn?.type === 'spawn' && spawn.anchor.mono, 3000);
+  });
+
+  it('the watchdog refuses the spawn (the lease expired by its clocks): 75', () => {
+    const r = drive([leading(), { type: 'spawn-failed', status: 75, message: 'expired' }, released]);
+    assert.equal(r.status, 75);
+  });
+
+  it('processes that refuse SIGKILL: the Lease is not released, 70', () => {
+    const r = drive([...running, { type: 'stop-signal', signal: 'SIGTERM' }, { type: 'tree-gone', unkillable: [99] }]);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'abandon', 'exit']);
+    assert.equal(r.status, 70);
+    assert.ok(r.logged.includes('unkillable'));
+  });
+
+  it('a lost acquire answer released on leaving is said', () => {
+    const r = drive([{ type: 'wait-timeout' }, { type: 'campaign-stopped', leading: false, releasedLost: true }]);
+    assert.deepEqual(r.logged, ['wait-timeout', 'released']);
+  });
+
+  it('release is asked for only once no tree can run', () => {
+    for (const steps of [
+      [...running, exited(0)],
+      [...running, { type: 'stop-signal', signal: 'SIGTERM' } as RunEvent],
+      [...running, { type: 'lost', reason: 'deleted', detail: '' } as RunEvent],
+      [leading(), { type: 'stop-signal', signal: 'SIGTERM' } as RunEvent],
+    ]) {
+      const r = drive(steps);
+      assert.ok(!r.kinds.includes('release'), JSON.stringify(r.kinds));
+    }
+  });
+});
+
+describe('supervisor: the README’s exit-status table', () => {
+  const rows: Array<[string, Parameters<typeof exitStatusFor>, number]> = [
+    ['the child exited by itself with code c', [{ kind: 'child-exit', status: 3 }, false, false], 3],
+    ['the child was killed by signal N that leader-run did not send', [{ kind: 'child-exit', status: 128 + 9 }, false, false], 137],
+    ['SIGTERM: the child’s status', [{ kind: 'signal', signal: 'SIGTERM', childStatus: 0 }, false, false], 0],
+    ['SIGTERM: 128 + N if it died of the forwarded signal', [{ kind: 'signal', signal: 'SIGTERM', childStatus: 143 }, false, false], 143],
+    ['SIGINT: 128 + N if no child ran', [{ kind: 'signal', signal: 'SIGINT', childStatus: undefined }, false, false], 130],
+    ['leadership lost, child fenced', [{ kind: 'lost' }, true, false], 75],
+    ['leadership lost whatever the child did', [{ kind: 'child-exit', status: 0 }, true, false], 75],
+    ['--wait-timeout passed before leading', [{ kind: 'wait-timeout', status: 75 }, false, false], 75],
+    ['--wait-timeout with --wait-timeout-exit-code', [{ kind: 'wait-timeout', status: 0 }, false, false], 0],
+    ['API unreachable past --startup-timeout', [{ kind: 'fatal', status: 69 }, false, false], 69],
+    ['401/403 for the Lease', [{ kind: 'fatal', status: 77 }, false, false], 77],
+    ['no usable kubeconfig', [{ kind: 'fatal', status: 78 }, false, false], 78],
+    ['command not executable', [{ kind: 'fatal', status: 126 }, false, false], 126],
+    ['command not found', [{ kind: 'fatal', status: 127 }, false, false], 127],
+    ['the watchdog failed', [{ kind: 'child-exit', status: 137 }, false, true], 70],
+    ['processes refused SIGKILL', [{ kind: 'unkillable' }, true, true], 70],
+  ];
+  for (const [situation, args, status] of rows) it(`${situation} → ${status}`, () => assert.equal(exitStatusFor(...args), status));
+});

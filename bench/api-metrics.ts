@@ -6,8 +6,9 @@
 // apiserver_flowcontrol_dispatched_requests_total{flow_schema=…} then counts its requests
 // by verb. The schemas route to workload-low, the priority level that ServiceAccounts use
 // anyway (via the built-in "service-accounts" schema), so matching changes no behaviour.
-import { apiRequest, target } from '../test/control-plane/cluster.ts';
+
 import type { ClusterInfo } from '../test/control-plane/cluster.ts';
+import { apiRequest, target } from '../test/control-plane/cluster.ts';
 
 export const VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] as const;
 export type Verb = (typeof VERBS)[number] | 'other';

@@ -7,12 +7,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { spawnGuarded, startCluster, type Cluster } from '../test/control-plane/cluster.ts';
-import { rssKiB } from './procs.ts';
-import { summarize } from './stats.ts';
+import { type Cluster, spawnGuarded, startCluster } from '../test/control-plane/cluster.ts';
 import { Group, type Timing } from './candidates.ts';
+import { rssKiB } from './procs.ts';
 import { report } from './report.ts';
-import { crashFailovers, createFreeLease, execToLeading, handoffs, makeSlot, manyCandidates, steadyState, type Ctx } from './scenarios.ts';
+import { type Ctx, crashFailovers, createFreeLease, execToLeading, handoffs, makeSlot, manyCandidates, steadyState } from './scenarios.ts';
+import { summarize } from './stats.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SCENARIOS = ['exec', 'steady', 'handoff', 'crash', 'many'] as const;
@@ -97,10 +97,17 @@ durationMs(p);
 
 // The CLI runs dist/: measuring a stale build would measure old code.
 const newest = (dir: string): number =>
-  Math.max(0, ...fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => fs.statSync(path.join(e.parentPath, e.name)).mtimeMs));
+  Math.max(
+    0,
+    ...fs
+      .readdirSync(dir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => fs.statSync(path.join(e.parentPath, e.name)).mtimeMs),
+  );
 const built = path.join(repo, 'dist', 'cli.js');
 if (!fs.existsSync(built)) usage('dist/ is missing: run `npm run build` first');
-if (newest(path.join(repo, 'src')) > fs.statSync(built).mtimeMs) console.error('bench: warning: src/ is newer than dist/ — run `npm run build` to measure the current code');
+if (newest(path.join(repo, 'src')) > fs.statSync(built).mtimeMs)
+  console.error('bench: warning: src/ is newer than dist/ — run `npm run build` to measure the current code');
 
 const t0 = Date.now();
 const progress = (line: string): void => console.error(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}`);
@@ -117,7 +124,7 @@ const results: Record<string, unknown> = {
 };
 const writeResults = (): void => {
   fs.mkdirSync(path.dirname(String(values.out)), { recursive: true });
-  fs.writeFileSync(String(values.out), JSON.stringify(results, null, 2) + '\n');
+  fs.writeFileSync(String(values.out), `${JSON.stringify(results, null, 2)}\n`);
 };
 
 function gitDescribe(): string {

@@ -125,14 +125,25 @@ export class Group {
     const proc =
       this.impl === 'leader-run'
         ? new LeaderRun([
-            '--kubeconfig', slot.kubeconfig,
-            '--lock-name', this.lease,
-            '--lock-namespace', 'default',
-            '--id', id,
-            '--lease-duration', t.leaseDuration,
-            '--renew-deadline', t.renewDeadline,
-            '--retry-period', t.retryPeriod,
-            '--', '/bin/bash', '-c', CHILD, this.stampFile,
+            '--kubeconfig',
+            slot.kubeconfig,
+            '--lock-name',
+            this.lease,
+            '--lock-namespace',
+            'default',
+            '--id',
+            id,
+            '--lease-duration',
+            t.leaseDuration,
+            '--renew-deadline',
+            t.renewDeadline,
+            '--retry-period',
+            t.retryPeriod,
+            '--',
+            '/bin/bash',
+            '-c',
+            CHILD,
+            this.stampFile,
           ])
         : new LeaderPeer(this.#ctx.binDir, {
             id,
@@ -171,7 +182,9 @@ export class Group {
       const v = fn();
       if (v !== undefined) return v;
       if (Date.now() > end) {
-        const logs = this.live().map((m) => `--- ${m.id}:\n${m.tail()}`).join('\n');
+        const logs = this.live()
+          .map((m) => `--- ${m.id}:\n${m.tail()}`)
+          .join('\n');
         throw new Error(`${this.impl} on ${this.lease}: no ${what} within ${timeoutMs} ms\n${logs}`);
       }
       await sleep(5);
@@ -218,7 +231,9 @@ export class Group {
   async stopAll(timeoutMs = 30_000): Promise<void> {
     const live = this.live();
     for (const m of live) m.kill('SIGTERM');
-    const timer = setTimeout(() => live.forEach((m) => m.kill('SIGKILL')), timeoutMs);
+    const timer = setTimeout(() => {
+      for (const m of live) m.kill('SIGKILL');
+    }, timeoutMs);
     await Promise.all(live.map((m) => m.exited));
     clearTimeout(timer);
   }

@@ -2,8 +2,9 @@
 // TLS is end to end (the apiserver's certificate covers 127.0.0.1), so this is the one
 // place where "how many TLS handshakes did this process make" is visible without a
 // packet capture; each accepted connection that starts with a TLS record is one handshake.
-import net from 'node:net';
+
 import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 
 export interface ConnRecord {
   /** Wall-clock ms when the connection was accepted. */

@@ -35,7 +35,8 @@ export function cpu(pid: number): CpuSample | undefined {
     let schedMs: number | undefined;
     try {
       schedMs = 0;
-      for (const tid of fs.readdirSync(`/proc/${pid}/task`)) schedMs += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]) / 1e6;
+      for (const tid of fs.readdirSync(`/proc/${pid}/task`))
+        schedMs += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'latin1').split(' ')[0]) / 1e6;
     } catch {
       schedMs = undefined;
     }

@@ -28,20 +28,39 @@ export function report(results: Record<string, unknown>, timing: Timing): string
   if (handoff) {
     const a = p50p99(handoff['leader-run']?.map((s) => s.ms));
     const b = p50p99(handoff['client-go']?.map((s) => s.ms));
-    rows.push(['graceful handoff: SIGTERM → next one leading, p50 / p99', 'p50 ≤ 50 ms, p99 ≤ 150 ms', a.text, b.text, yes(a.p50 === undefined ? undefined : a.p50 <= 50 && a.p99! <= 150)]);
+    rows.push([
+      'graceful handoff: SIGTERM → next one leading, p50 / p99',
+      'p50 ≤ 50 ms, p99 ≤ 150 ms',
+      a.text,
+      b.text,
+      yes(a.p50 === undefined ? undefined : a.p50 <= 50 && a.p99! <= 150),
+    ]);
   }
   if (crash) {
     const a = p50p99(crash['leader-run']?.map((s) => s.fromRenewMs));
     const b = p50p99(crash['client-go']?.map((s) => s.fromRenewMs));
     const limit = timing.leaseDurationMs + 250;
-    rows.push(['crash failover: last renewal → next one leading, p50 / p99', `p99 ≤ ${ms(limit)} (D + 250 ms)`, a.text, b.text, yes(a.p99 === undefined ? undefined : a.p99 <= limit)]);
+    rows.push([
+      'crash failover: last renewal → next one leading, p50 / p99',
+      `p99 ≤ ${ms(limit)} (D + 250 ms)`,
+      a.text,
+      b.text,
+      yes(a.p99 === undefined ? undefined : a.p99 <= limit),
+    ]);
   }
   if (steady) {
     const of = (impl: string, role: string): SteadyMember[] => steady.members.filter((m) => m.impl === impl && m.role === role);
     const leaderCell = (impl: string): string =>
-      of(impl, 'leader').map((m) => `${num(m.perMinute.writes)} writes, ${num(m.perMinute.reads)} reads`).join('; ') || '–';
+      of(impl, 'leader')
+        .map((m) => `${num(m.perMinute.writes)} writes, ${num(m.perMinute.reads)} reads`)
+        .join('; ') || '–';
     const followerCell = (impl: string): string =>
-      of(impl, 'follower').map((m) => `${num(m.perMinute.reads)} reads (get ${m.requests.get}, list ${m.requests.list}, watch ${m.requests.watch}), ${num(m.perMinute.writes)} writes`).join('; ') || '–';
+      of(impl, 'follower')
+        .map(
+          (m) =>
+            `${num(m.perMinute.reads)} reads (get ${m.requests.get}, list ${m.requests.list}, watch ${m.requests.watch}), ${num(m.perMinute.writes)} writes`,
+        )
+        .join('; ') || '–';
     // One request of slack for where the window's edges fall in the renew cycle.
     const writeLimit = (steady.windowS / 60) * 30 + 1;
     const lrLeaders = of('leader-run', 'leader');
@@ -51,7 +70,11 @@ export function report(results: Record<string, unknown>, timing: Timing): string
       '≤ 30 writes, no reads',
       leaderCell('leader-run'),
       leaderCell('client-go'),
-      yes(lrLeaders.length ? lrLeaders.every((m) => m.requests.update + m.requests.create <= writeLimit && m.perMinute.reads === 0 && m.requests.patch === 0) : undefined),
+      yes(
+        lrLeaders.length
+          ? lrLeaders.every((m) => m.requests.update + m.requests.create <= writeLimit && m.perMinute.reads === 0 && m.requests.patch === 0)
+          : undefined,
+      ),
     ]);
     rows.push([
       'API requests/min, each follower',
@@ -70,13 +93,23 @@ export function report(results: Record<string, unknown>, timing: Timing): string
       '1',
       connCell('leader-run'),
       connCell('client-go'),
-      yes(steady.members.some((m) => m.impl === 'leader-run') ? steady.members.filter((m) => m.impl === 'leader-run').every((m) => m.connections.perHour <= 1) : undefined),
+      yes(
+        steady.members.some((m) => m.impl === 'leader-run')
+          ? steady.members.filter((m) => m.impl === 'leader-run').every((m) => m.connections.perHour <= 1)
+          : undefined,
+      ),
     ]);
   }
   if (exec) {
     const a = p50p99(exec['leader-run']?.map((s) => s.ms));
     const b = p50p99(exec['client-go']?.map((s) => s.ms));
-    rows.push(['exec → child spawned (client-go: → OnStartedLeading), free Lease, p50 / p99', '≤ 200 ms (p50)', a.text, b.text, yes(a.p50 === undefined ? undefined : a.p50 <= 200)]);
+    rows.push([
+      'exec → child spawned (client-go: → OnStartedLeading), free Lease, p50 / p99',
+      '≤ 200 ms (p50)',
+      a.text,
+      b.text,
+      yes(a.p50 === undefined ? undefined : a.p50 <= 200),
+    ]);
   }
   if (steady) {
     const leader = (impl: string): SteadyMember | undefined => steady.members.find((m) => m.impl === impl && m.role === 'leader');
@@ -107,10 +140,17 @@ export function report(results: Record<string, unknown>, timing: Timing): string
     const b = p50p99(many['client-go']?.handoffs.map((s) => s.ms));
     rows.push([`${n} candidates on one Lease: graceful handoff p50 / p99`, 'p99 (report)', a.text, b.text, '–']);
     const rate = (m: ManyResult | undefined): string =>
-      m ? `${num(m.requestsPerMinute.total)} (${num(m.requestsPerMinute.writes)} writes, ${num(m.requestsPerMinute.reads)} reads); apiserver total ${num(m.apiserverRequestsPerMinute)}` : '–';
+      m
+        ? `${num(m.requestsPerMinute.total)} (${num(m.requestsPerMinute.writes)} writes, ${num(m.requestsPerMinute.reads)} reads); apiserver total ${num(m.apiserverRequestsPerMinute)}`
+        : '–';
     rows.push([`${n} candidates: their API requests/min in steady state`, 'report', rate(many['leader-run']), rate(many['client-go']), '–']);
     const verbs = (m: ManyResult | undefined): string =>
-      m ? Object.entries(m.requestsPerHandoffByVerb).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ') : '–';
+      m
+        ? Object.entries(m.requestsPerHandoffByVerb)
+            .filter(([, v]) => v > 0)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')
+        : '–';
     rows.push([`${n} candidates: their API requests per handoff, by verb`, 'report', verbs(many['leader-run']), verbs(many['client-go']), '–']);
     const mem = (m: ManyResult | undefined): string => (m ? `${m.rssTotalMiB.toFixed(0)} MiB total, up in ${m.startupS.toFixed(1)} s` : '–');
     rows.push([`${n} candidates: memory, start-up`, 'report', mem(many['leader-run']), mem(many['client-go']), '–']);
@@ -147,7 +187,9 @@ export function report(results: Record<string, unknown>, timing: Timing): string
   const lrExec = exec?.['leader-run'];
   if (lrExec?.length) {
     const med = (f: (s: ExecSample) => number | undefined): string => ms(summarize(lrExec.map(f).filter((x): x is number => x !== undefined))?.p50);
-    notes.push(`leader-run exec, medians from exec: campaigning logged ${med((s) => s.campaigningMs)}, started-leading ${med((s) => s.startedLeadingMs)}, child-started logged ${med((s) => s.childStartedLogMs)}`);
+    notes.push(
+      `leader-run exec, medians from exec: campaigning logged ${med((s) => s.campaigningMs)}, started-leading ${med((s) => s.startedLeadingMs)}, child-started logged ${med((s) => s.childStartedLogMs)}`,
+    );
   }
   if (crash) {
     for (const impl of ['leader-run', 'client-go'] as const) {
@@ -156,15 +198,25 @@ export function report(results: Record<string, unknown>, timing: Timing): string
     }
   }
   if (steady) {
-    notes.push(`steady state: apiserver served ${num(steady.apiserverRequestsPerMinute)} requests/min in all (its own loopback traffic and the /metrics scrapes included); open Lease watches at the end ${steady.openLeaseWatches ?? '?'} (${steady.openLeaseWatchesBaseline ?? '?'} before any candidate: the apiserver's own)${steady.leaderChanged ? '; WARNING: a leader changed during the window' : ''}`);
+    notes.push(
+      `steady state: apiserver served ${num(steady.apiserverRequestsPerMinute)} requests/min in all (its own loopback traffic and the /metrics scrapes included); open Lease watches at the end ${steady.openLeaseWatches ?? '?'} (${steady.openLeaseWatchesBaseline ?? '?'} before any candidate: the apiserver's own)${steady.leaderChanged ? '; WARNING: a leader changed during the window' : ''}`,
+    );
     const f = steady.members.filter((m) => m.role === 'follower');
     notes.push(
       'followers while following: ' +
-        f.map((m) => `${m.id} RSS ${mib(m.rssMaxKiB.main)}${m.rssMaxKiB.watchdog !== undefined ? ` + ${mib(m.rssMaxKiB.watchdog)}` : ''}, CPU ${pct(m.cpuPercent.main)}${m.cpuPercent.watchdog !== undefined ? ` + ${pct(m.cpuPercent.watchdog)}` : ''}`).join('; '),
+        f
+          .map(
+            (m) =>
+              `${m.id} RSS ${mib(m.rssMaxKiB.main)}${m.rssMaxKiB.watchdog !== undefined ? ` + ${mib(m.rssMaxKiB.watchdog)}` : ''}, CPU ${pct(m.cpuPercent.main)}${m.cpuPercent.watchdog !== undefined ? ` + ${pct(m.cpuPercent.watchdog)}` : ''}`,
+          )
+          .join('; '),
     );
   }
   const base = env.baseline as { idleRssKiB?: number; startExitMs?: number } | undefined;
-  if (base) notes.push(`for scale, on this host a bare Node process idles at ${mib(base.idleRssKiB)} RSS, and \`node -e 0\` runs exec → exit in ${ms(base.startExitMs)} (median of 5)`);
+  if (base)
+    notes.push(
+      `for scale, on this host a bare Node process idles at ${mib(base.idleRssKiB)} RSS, and \`node -e 0\` runs exec → exit in ${ms(base.startExitMs)} (median of 5)`,
+    );
   if (results.error) notes.push(`ERROR: ${results.error}`);
   if (results.interrupted) notes.push(`INTERRUPTED by ${results.interrupted}`);
   if (notes.length) out.push('', ...notes.map((n) => `- ${n}`));

@@ -1,12 +1,13 @@
 // The measurements. Each runs the same way for leader-run and the client-go peer; times
 // are wall-clock ms on this host, taken by the processes themselves where that matters
 // (the child's first act for leader-run, OnStartedLeading for client-go).
-import { apiRequest, CANDIDATE_RULES, serviceAccountKubeconfig, target } from '../test/control-plane/cluster.ts';
+
 import type { ClusterInfo } from '../test/control-plane/cluster.ts';
-import { attributeGroup, groupDelta, reads, scrape, sumVerbs, totalDelta, writes, type Scrape, type VerbCounts } from './api-metrics.ts';
+import { apiRequest, CANDIDATE_RULES, serviceAccountKubeconfig, target } from '../test/control-plane/cluster.ts';
+import { attributeGroup, groupDelta, reads, type Scrape, scrape, sumVerbs, totalDelta, type VerbCounts, writes } from './api-metrics.ts';
 import { Group, type GroupContext, type Impl, type Member, type Slot } from './candidates.ts';
 import { ConnCounter } from './conn-counter.ts';
-import { cpu, cpuPercent, rssKiB, type CpuSample } from './procs.ts';
+import { type CpuSample, cpu, cpuPercent, rssKiB } from './procs.ts';
 
 export interface Ctx extends GroupContext {
   info: ClusterInfo;
@@ -243,7 +244,9 @@ export async function handoffs(ctx: Ctx, g: Group, n: number, settleMs: number, 
     out.push(s);
     ctx.progress(
       `handoff ${label}${g.impl} ${i + 1}/${n}: ${Math.round(s.ms)} ms` +
-        (s.releasedMs !== undefined ? ` (released +${Math.round(s.releasedMs)}, acquired +${Math.round(s.acquiredMs ?? NaN)}${s.spawnMs !== undefined ? `, child +${Math.round(s.spawnMs)}` : ''})` : ''),
+        (s.releasedMs !== undefined
+          ? ` (released +${Math.round(s.releasedMs)}, acquired +${Math.round(s.acquiredMs ?? NaN)}${s.spawnMs !== undefined ? `, child +${Math.round(s.spawnMs)}` : ''})`
+          : ''),
     );
     g.spawn(old.slot);
   }
@@ -285,10 +288,13 @@ export async function crashFailovers(ctx: Ctx, groups: Group[], n: number, settl
         // A renewal in flight at the kill may still land: read once it has had time to.
         await sleep(500);
         const spec = await leaseSpec(ctx.info, g.lease);
-        if (spec.holderIdentity !== old.id || !spec.renewTime) throw new Error(`${g.impl}: Lease ${g.lease} names ${spec.holderIdentity}, not the killed ${old.id}`);
+        if (spec.holderIdentity !== old.id || !spec.renewTime)
+          throw new Error(`${g.impl}: Lease ${g.lease} names ${spec.holderIdentity}, not the killed ${old.id}`);
         const next = await g.nextLeader(old, tk, ctx.timing.leaseDurationMs + 40_000);
         const s: CrashSample = { fromRenewMs: next.at - microTimeMs(spec.renewTime), fromKillMs: next.at - tk, lastRenew: spec.renewTime };
-        ctx.progress(`crash failover ${g.impl} ${i + 1}/${n}: ${Math.round(s.fromRenewMs)} ms after the last renewal (${Math.round(s.fromKillMs)} ms after SIGKILL)`);
+        ctx.progress(
+          `crash failover ${g.impl} ${i + 1}/${n}: ${Math.round(s.fromRenewMs)} ms after the last renewal (${Math.round(s.fromKillMs)} ms after SIGKILL)`,
+        );
         return s;
       }),
     );

@@ -6,13 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FAULT_KINDS, runChaos, type FaultKind } from '../test/chaos/chaos.ts';
+import { FAULT_KINDS, type FaultKind, runChaos } from '../test/chaos/chaos.ts';
 import { failedCount, report } from '../test/chaos/report.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function usage(msg: string): never {
-  console.error(`chaos: ${msg}\nusage: npm run chaos -- --rounds N [--seed S] [--candidates C] [--no-peer] [--faults K1,K2,...] [--keep]\nfault kinds: ${FAULT_KINDS.join(', ')}`);
+  console.error(
+    `chaos: ${msg}\nusage: npm run chaos -- --rounds N [--seed S] [--candidates C] [--no-peer] [--faults K1,K2,...] [--keep]\nfault kinds: ${FAULT_KINDS.join(', ')}`,
+  );
   process.exit(64);
 }
 
@@ -41,7 +43,13 @@ for (const k of kinds) if (!FAULT_KINDS.includes(k)) usage(`unknown fault kind $
 
 // The CLI runs dist/: a missing or stale build would test nothing, or old code.
 const newest = (dir: string): number =>
-  Math.max(0, ...fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => fs.statSync(path.join(e.parentPath, e.name)).mtimeMs));
+  Math.max(
+    0,
+    ...fs
+      .readdirSync(dir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => fs.statSync(path.join(e.parentPath, e.name)).mtimeMs),
+  );
 const dist = path.join(repo, 'dist');
 if (!fs.existsSync(dist) || newest(dist) === 0) usage('dist/ is missing: run `npm run build` first');
 if (newest(path.join(repo, 'src')) > newest(dist)) console.error('chaos: warning: src/ is newer than dist/ — run `npm run build`');
@@ -58,6 +66,15 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-const result = await runChaos({ rounds, seed, candidates, peer: !values['no-peer'], keep: values.keep ?? false, kinds, signal: ac.signal, out: (l) => console.log(l) });
+const result = await runChaos({
+  rounds,
+  seed,
+  candidates,
+  peer: !values['no-peer'],
+  keep: values.keep ?? false,
+  kinds,
+  signal: ac.signal,
+  out: (l) => console.log(l),
+});
 for (const line of report(result)) console.log(line);
 process.exitCode = result.interrupted ? 130 : failedCount(result) > 0 || result.failed ? 1 : 0;

@@ -13,10 +13,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { apiRequest, buildControlPlane, startCluster, target, writeKubeconfig } from '../test/control-plane/cluster.ts';
 import type { Cluster, ClusterInfo } from '../test/control-plane/cluster.ts';
+import { apiRequest, buildControlPlane, startCluster, target, writeKubeconfig } from '../test/control-plane/cluster.ts';
 import { FaultProxy } from '../test/control-plane/proxy.ts';
-import { alive, intervals, overlaps, readLedger, type LogRecord } from '../test/support/leader-run.ts';
+import { alive, intervals, type LogRecord, overlaps, readLedger } from '../test/support/leader-run.ts';
 import { Candidate, type Exit } from './demo/candidate.ts';
 import { Screen } from './demo/screen.ts';
 
@@ -211,13 +211,21 @@ function describe(c: Candidate, rec: LogRecord): string | undefined {
 function makeCandidate(info: ClusterInfo, name: string, proxy: FaultProxy, ledger: string): Candidate {
   const kubeconfig = writeKubeconfig(info, name, { user: 'candidate', server: proxy.url });
   const argv = [
-    '--log-format', 'json',
-    '--kubeconfig', kubeconfig,
-    '--lock-name', LEASE,
-    '--lock-namespace', NAMESPACE,
-    '--id', name,
+    '--log-format',
+    'json',
+    '--kubeconfig',
+    kubeconfig,
+    '--lock-name',
+    LEASE,
+    '--lock-namespace',
+    NAMESPACE,
+    '--id',
+    name,
     ...TIMING,
-    '--', process.execPath, CHILD, ledger,
+    '--',
+    process.execPath,
+    CHILD,
+    ledger,
   ];
   return new Candidate(name, proxy, argv, {
     onRecord: (c, rec) => {
@@ -244,9 +252,7 @@ function exitText(e: Exit | undefined): string {
 
 /** The candidate that started leading at or after `since` (other than `except`), once its child runs. */
 async function nextLeader(since: number, except?: Candidate): Promise<{ c: Candidate; ledAt: number; childAt: number }> {
-  const c = await waitFor('a new leader', STEP_TIMEOUT_MS, () =>
-    candidates.find((x) => x !== except && x.run?.leading && (x.run.ledAt ?? -1) >= since),
-  );
+  const c = await waitFor('a new leader', STEP_TIMEOUT_MS, () => candidates.find((x) => x !== except && x.run?.leading && (x.run.ledAt ?? -1) >= since));
   const run = c.run!;
   const childAt = await waitFor(`${c.name}'s child to start`, STEP_TIMEOUT_MS, () => run.childAt);
   return { c, ledAt: run.ledAt!, childAt };
@@ -296,7 +302,7 @@ function sinceLastRenewal(before: LeaseSpec | undefined, old: string, after: Lea
 function clock(iso: string | undefined): string {
   if (!iso) return '-';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toTimeString().slice(0, 8) + '.' + String(d.getMilliseconds()).padStart(3, '0');
+  return Number.isNaN(d.getTime()) ? iso : `${d.toTimeString().slice(0, 8)}.${String(d.getMilliseconds()).padStart(3, '0')}`;
 }
 
 function render(): void {
@@ -363,7 +369,7 @@ const summary: string[] = [];
 
 function narrate(title: string, text: string): void {
   say('');
-  say(bold(`▶ ${title}`) + ` — ${text}`);
+  say(`${bold(`▶ ${title}`)} — ${text}`);
 }
 
 /** Its supervisor (a Deployment, systemd) would restart a candidate that exited. */
@@ -431,9 +437,12 @@ async function act3(leader: Candidate): Promise<Candidate> {
   const events = run.records.map((r) => r.event);
   const gone = events.indexOf('child-gone');
   const released = events.indexOf('released');
-  if (gone < 0 || released < 0 || gone > released) problem(`${leader.name} did not stop its child and then release the Lease (events: ${events.filter(Boolean).join(', ')})`);
+  if (gone < 0 || released < 0 || gone > released)
+    problem(`${leader.name} did not stop its child and then release the Lease (events: ${events.filter(Boolean).join(', ')})`);
   if (takeover >= D_MS) problem(`the handover took ${secs(takeover)}: no faster than waiting for the Lease to expire, so the release did not work`);
-  summary.push(`Act 3  SIGTERM ${leader.name}: child stopped, Lease released, ${next.c.name} took over after ${dur(takeover)} (${leader.name} exited ${exitText(exit)})`);
+  summary.push(
+    `Act 3  SIGTERM ${leader.name}: child stopped, Lease released, ${next.c.name} took over after ${dur(takeover)} (${leader.name} exited ${exitText(exit)})`,
+  );
   restart(leader, 'after its graceful exit');
   await sleep(INTERLUDE_MS);
   return next.c;
@@ -517,7 +526,7 @@ function verifyLedger(ledger: string): void {
 
 async function main(): Promise<number> {
   const t0 = performance.now();
-  say(bold('leader-run demo') + ': three candidates, one Lease, three ways to lose a leader.');
+  say(`${bold('leader-run demo')}: three candidates, one Lease, three ways to lose a leader.`);
   say(dim(`timings: ${TIMING.join(' ')}  (D=${secs(D_MS)} R=${secs(R_MS)} P=${secs(P_MS)} G=${secs(G_MS)})`));
   let cluster: Cluster | undefined;
   const proxies: FaultProxy[] = [];

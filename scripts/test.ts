@@ -1,4 +1,4 @@
-// `npm test`: type-check, build the control plane, start one shared cluster,
+// `npm test`: lint, type-check, build the control plane, start one shared cluster,
 // run unit and end-to-end tests against it, stop it, exit with the tests' status.
 //   npm test -- test/e2e/foo.test.ts                 one file
 //   npm test -- --test-name-pattern=lease            node --test flags (use the = form)
@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { attachCluster, buildControlPlane, rssKiB, startCluster } from '../test/control-plane/cluster.ts';
 import type { Cluster, ClusterInfo } from '../test/control-plane/cluster.ts';
+import { attachCluster, buildControlPlane, rssKiB, startCluster } from '../test/control-plane/cluster.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(repo);
@@ -19,8 +19,9 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-// 1. Types of everything (tests included), then the build the CLI runs (dist/).
+// 1. Lint and format, types of everything (tests included), then the build the CLI runs (dist/).
 const steps: Array<[string, string[]]> = [
+  ['lint', [path.join('node_modules', '@biomejs', 'biome', 'bin', 'biome'), 'check']],
   ['type check', [path.join('node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']],
   ['build', [path.join('scripts', 'build.ts')]],
 ];

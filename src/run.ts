@@ -18,10 +18,10 @@ import { connectLease } from './lease/connect.ts';
 import type { LeaseSnapshot } from './lease/record.ts';
 import { startHttp } from './ops/http.ts';
 import { LeaderRouting, POD_LABEL, type RetryPolicy } from './ops/routing.ts';
-import { StatusBoard, type LeaderView } from './ops/status-board.ts';
+import { type LeaderView, StatusBoard } from './ops/status-board.ts';
 import type { Effect, RunEvent } from './supervisor/events.ts';
-import { verdictFor, type FailureContext, type Operation, type Verdict } from './supervisor/failures.ts';
-import { StartupWindow, type StartupDecision } from './supervisor/startup.ts';
+import { type FailureContext, type Operation, type Verdict, verdictFor } from './supervisor/failures.ts';
+import { type StartupDecision, StartupWindow } from './supervisor/startup.ts';
 import { Supervisor } from './supervisor/supervisor.ts';
 
 const stopSignals = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
@@ -56,7 +56,8 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     onRetry: (e) => log.warn(e.message, { event: 'api-error' }),
     pauseMs: cfg.timing.retryPeriodMs,
   });
-  const routing = cfg.routing && new LeaderRouting(client, { namespace: routingNamespace, pod: cfg.routing.pod, service: cfg.routing.service }, d.routingRequestMs);
+  const routing =
+    cfg.routing && new LeaderRouting(client, { namespace: routingNamespace, pod: cfg.routing.pod, service: cfg.routing.service }, d.routingRequestMs);
   const cleanup = (): void => {
     http?.close();
     client.close();
@@ -66,7 +67,13 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     const o = await routing.labelPod(policy('pod-label', () => clock.now().mono < until));
     if (!o.ok) {
       const v = verdictFor(o.error, 'pod-label', { ...ctx, namespace: routingNamespace });
-      const f = v.retry ? { status: ExitStatus.unavailable, event: 'unreachable' as const, message: `could not label Pod ${routing.pod} within --startup-timeout: ${o.error.message}` } : v;
+      const f = v.retry
+        ? {
+            status: ExitStatus.unavailable,
+            event: 'unreachable' as const,
+            message: `could not label Pod ${routing.pod} within --startup-timeout: ${o.error.message}`,
+          }
+        : v;
       log.error(f.message, { event: f.event });
       cleanup();
       return f.status;
@@ -139,9 +146,16 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
         return void timers.push(clock.after(e.ms, () => dispatch({ type: 'hold-elapsed' })));
       case 'route-here':
         return void routing!.routeHere(policy('service-route', () => supervisor.phase === 'routing')).then((o) => {
-          if (o.ok) log.info(`Service ${routing!.service} ${o.changed ? 'now selects' : 'already selected'} ${POD_LABEL}=${cfg.routing!.pod}`, { event: 'service-routed' });
+          if (o.ok)
+            log.info(`Service ${routing!.service} ${o.changed ? 'now selects' : 'already selected'} ${POD_LABEL}=${cfg.routing!.pod}`, {
+              event: 'service-routed',
+            });
           const v = o.ok ? undefined : verdictFor(o.error, 'service-route', { ...ctx, namespace: routingNamespace });
-          dispatch(o.ok ? { type: 'routed' } : { type: 'routing-failed', fatal: v && !v.retry ? v : { status: ExitStatus.unavailable, event: 'api-error', message: o.error.message } });
+          dispatch(
+            o.ok
+              ? { type: 'routed' }
+              : { type: 'routing-failed', fatal: v && !v.retry ? v : { status: ExitStatus.unavailable, event: 'api-error', message: o.error.message } },
+          );
         });
       case 'spawn':
         return void spawn(e.term.uid, e.term.fencingToken, e.anchor);
@@ -173,7 +187,13 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
 
   async function spawn(uid: string, token: number, anchor: Parameters<WatchdogHandle['spawn']>[3]): Promise<void> {
     const env = { LEADER_RUN_IDENTITY: cfg.identity, LEADER_RUN_LEASE: lease, LEADER_RUN_LEASE_UID: uid, LEADER_RUN_FENCING_TOKEN: String(token) };
-    const leaseDeadlines = { termAfterMs: d.termAfterMs, killAfterMs: d.killAfterMs, fenceGraceMs: d.fenceGraceMs, confirmBudgetMs: d.confirmBudgetMs, checkMs: d.watchdogCheckMs };
+    const leaseDeadlines = {
+      termAfterMs: d.termAfterMs,
+      killAfterMs: d.killAfterMs,
+      fenceGraceMs: d.fenceGraceMs,
+      confirmBudgetMs: d.confirmBudgetMs,
+      checkMs: d.watchdogCheckMs,
+    };
     const res = await watchdog.spawn(cmd.ok ? cmd.file : '', cmd.ok ? cmd.args : [], env, anchor, leaseDeadlines);
     if (!res.ok) return dispatch({ type: 'spawn-failed', status: res.status, message: res.message });
     dispatch({ type: 'spawned', pid: res.pid });

@@ -6,7 +6,7 @@
 import readline from 'node:readline';
 import { spawnGuarded } from '../../test/control-plane/cluster.ts';
 import type { FaultProxy } from '../../test/control-plane/proxy.ts';
-import { BIN, alive, type LogRecord } from '../../test/support/leader-run.ts';
+import { alive, BIN, type LogRecord } from '../../test/support/leader-run.ts';
 
 export interface Exit {
   code: number | null;

@@ -16,7 +16,7 @@ const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
 function write(ev: string, extra: Record<string, unknown> = {}): void {
   if (!ledger) return;
   try {
-    appendFileSync(ledger, JSON.stringify({ ev, name, pid: process.pid, mono: mono(), wall: Date.now(), ...extra }) + '\n');
+    appendFileSync(ledger, `${JSON.stringify({ ev, name, pid: process.pid, mono: mono(), wall: Date.now(), ...extra })}\n`);
   } catch {
     // The demo was interrupted and removed its directory: nobody is left to read the ledger.
   }

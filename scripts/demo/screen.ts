@@ -81,7 +81,7 @@ export class Screen {
 
   #draw(): string {
     this.#drawn = this.#table.length;
-    return this.#table.map((l) => l + '\n').join('');
+    return this.#table.map((l) => `${l}\n`).join('');
   }
 }
 

@@ -9,11 +9,11 @@
  * leader-run. Each term's processes carry a mark in their environment, so a child whose
  * spawn was never answered can still be found.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { onExit } from 'signal-exit';
 import type { ProcessEnd } from '../core/exit-status.ts';
-import { elapsedMs, instantNow, type Instant } from '../core/time.ts';
+import { elapsedMs, type Instant, instantNow } from '../core/time.ts';
 import type { FromWatchdog, LeaseDeadlines, StopCause, ToWatchdog } from './protocol.ts';
 import { ProcessTree, TERM_MARK } from './tree.ts';
 
@@ -169,12 +169,15 @@ export class WatchdogHandle {
     const t = instantNow();
     let killAt = this.#imposedKillAt;
     if (this.#anchor && this.#deadlines) killAt = Math.min(killAt, t.mono + this.#deadlines.killAfterMs - elapsedMs(this.#anchor, t));
-    this.#backstop = setTimeout(() => {
-      this.#markedTree()?.signal('SIGKILL');
-      this.#backstop = setTimeout(() => {
-        if (!this.#gone) this.#fail(`it did not report the child's tree gone ${this.#guard.confirmBudgetMs / 2}ms after the kill deadline`);
-      }, this.#guard.confirmBudgetMs / 2);
-    }, Math.max(0, killAt - t.mono));
+    this.#backstop = setTimeout(
+      () => {
+        this.#markedTree()?.signal('SIGKILL');
+        this.#backstop = setTimeout(() => {
+          if (!this.#gone) this.#fail(`it did not report the child's tree gone ${this.#guard.confirmBudgetMs / 2}ms after the kill deadline`);
+        }, this.#guard.confirmBudgetMs / 2);
+      },
+      Math.max(0, killAt - t.mono),
+    );
   }
 
   #startPinging(): void {

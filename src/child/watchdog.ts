@@ -17,8 +17,8 @@
  */
 import { execFile } from 'node:child_process';
 import { execa, type ResultPromise } from 'execa';
-import { execFailureStatus, ExitStatus } from '../core/exit-status.ts';
-import { elapsedMs, instantNow, type Instant } from '../core/time.ts';
+import { ExitStatus, execFailureStatus } from '../core/exit-status.ts';
+import { elapsedMs, type Instant, instantNow } from '../core/time.ts';
 import { decide } from './fence-policy.ts';
 import type { FromWatchdog, LeaseDeadlines, StopCause, ToWatchdog } from './protocol.ts';
 import { ProcessTree, TERM_MARK } from './tree.ts';

@@ -3,11 +3,8 @@
  * LEADER_RUN_* variables, how a flag is named in a message (by the variable, if that is how
  * it was given), and Commander's errors as one line.
  */
-import { CommanderError, Option, type Command } from 'commander';
-
-/** A Lease name (a DNS subdomain) and a namespace name (a DNS label), as the API server checks them. */
-export const LEASE_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-export const NAMESPACE_NAME = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+import { type Command, CommanderError, Option } from 'commander';
+import { LEASE_NAME, NAMESPACE_NAME } from '../lease/connect.ts';
 
 /** Bad flags or arguments: one line for the user, exit 64. */
 export class UsageError extends Error {
@@ -41,7 +38,12 @@ export function addFlag(p: Command, flags: string, description: string, flag: st
 /** The Lease and the kubeconfig: the flags every command that reads a Lease takes. */
 export function addLeaseFlags(p: Command, lockNameRole: string): void {
   addFlag(p, '--lock-name <name>', `name of the Lease ${lockNameRole} (required)`, 'lock-name');
-  addFlag(p, '--lock-namespace <namespace>', "the Lease's namespace (default: the Pod's namespace, else the kubeconfig context's, else 'default')", 'lock-namespace');
+  addFlag(
+    p,
+    '--lock-namespace <namespace>',
+    "the Lease's namespace (default: the Pod's namespace, else the kubeconfig context's, else 'default')",
+    'lock-namespace',
+  );
   addFlag(p, '--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)', 'kubeconfig');
   addFlag(p, '--context <name>', 'kubeconfig context (default: the current context)', 'context');
 }

@@ -88,7 +88,10 @@ export function human(seconds: number): string {
 /** Pads columns to `widths`, which only grow, so lines printed later under --watch stay
  *  aligned with the header as long as their cells fit. */
 export function formatTable(rows: ReadonlyArray<readonly string[]>, widths: number[]): string[] {
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
+  for (const r of rows)
+    r.forEach((c, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, c.length);
+    });
   return rows.map((r) =>
     r
       .map((c, i) => (i === r.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3)))

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { ExitStatus } from '../core/exit-status.ts';
 import { Logger } from '../core/log.ts';
-import { InfoShown, parseArgs, UsageError, type ParsedRun } from './options.ts';
+import { InfoShown, type ParsedRun, parseArgs, UsageError } from './options.ts';
 import { becomeInitIfPid1 } from './pid1.ts';
 
 /** Our package.json, found upwards from this file (src/cli/ in development, dist/ built). */

@@ -6,7 +6,7 @@
 import { Command } from 'commander';
 import type { HttpAddr, RoutingConfig, RunConfig } from '../config.ts';
 import { formatDuration, parseDuration } from '../core/duration.ts';
-import { checkTiming, DEFAULT_TIMING, TIMING_FLAGS, timingMessage, type Timing, type TimingField } from '../election/timing.ts';
+import { checkTiming, DEFAULT_TIMING, TIMING_FLAGS, type Timing, type TimingField, timingMessage } from '../election/timing.ts';
 import type { ConfigField } from '../kube/config.ts';
 import { defaultIdentity } from '../lease/record.ts';
 import { addFlag, addLeaseFlags, envName, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
@@ -72,10 +72,20 @@ export function buildProgram(version: string): Command {
   opt('--renew-deadline <duration>', 'give up leading if not renewed for this long (R)', 'renew-deadline', formatDuration(DEFAULT_TIMING.renewDeadlineMs));
   opt('--retry-period <duration>', 'renew / retry interval (P)', 'retry-period', formatDuration(DEFAULT_TIMING.retryPeriodMs));
   opt('--fence-grace <duration>', 'after losing the lease: SIGTERM → SIGKILL grace (G)', 'fence-grace', formatDuration(DEFAULT_TIMING.fenceGraceMs));
-  opt('--shutdown-grace <duration>', 'on SIGTERM/SIGINT or child exit: how long the child may take to stop while we keep renewing', 'shutdown-grace', DEFAULT_SHUTDOWN_GRACE);
+  opt(
+    '--shutdown-grace <duration>',
+    'on SIGTERM/SIGINT or child exit: how long the child may take to stop while we keep renewing',
+    'shutdown-grace',
+    DEFAULT_SHUTDOWN_GRACE,
+  );
   opt('--wait-timeout <duration>', 'give up if not leading within this time (exit 75)', 'wait-timeout');
   opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', DEFAULT_WAIT_TIMEOUT_EXIT_CODE);
-  opt('--startup-timeout <duration>', 'give up (exit 69) if the API server cannot be reached for this long at start', 'startup-timeout', DEFAULT_STARTUP_TIMEOUT);
+  opt(
+    '--startup-timeout <duration>',
+    'give up (exit 69) if the API server cannot be reached for this long at start',
+    'startup-timeout',
+    DEFAULT_STARTUP_TIMEOUT,
+  );
   opt('--http-addr <host:port>', 'serve /healthz, /readyz, /metrics and /leader here (port 0: any free port; default: off)', 'http-addr');
   opt('--leader-service <name>', "point this Service's selector at the leading Pod (needs POD_NAME, POD_NAMESPACE)", 'leader-service');
   opt('--shell', 'run the command through /bin/sh -c (default: exec it directly)', 'shell');
@@ -128,20 +138,32 @@ function validate(p: Command): ParsedRun {
   };
   const problem = checkTiming(timing);
   // The rule names flags; where one came from its variable, name that (not in the example).
-  if (problem) throw new UsageError(timingMessage(problem, (f: TimingField) => where(p, TIMING_FLAGS[f].slice(2)), (f) => TIMING_FLAGS[f]));
+  if (problem)
+    throw new UsageError(
+      timingMessage(
+        problem,
+        (f: TimingField) => where(p, TIMING_FLAGS[f].slice(2)),
+        (f) => TIMING_FLAGS[f],
+      ),
+    );
   const shutdownGraceMs = duration('shutdownGrace', 'shutdown-grace', { allowZero: true });
   const waitTimeoutMs = str('waitTimeout') === undefined ? undefined : duration('waitTimeout', 'wait-timeout');
   const code = str('waitTimeoutExitCode') ?? DEFAULT_WAIT_TIMEOUT_EXIT_CODE;
-  if (!/^\d+$/.test(code) || Number(code) > 255) throw new UsageError(`${where(p, 'wait-timeout-exit-code')} ${JSON.stringify(code)} must be a whole number from 0 to 255`);
+  if (!/^\d+$/.test(code) || Number(code) > 255)
+    throw new UsageError(`${where(p, 'wait-timeout-exit-code')} ${JSON.stringify(code)} must be a whole number from 0 to 255`);
   const startupTimeoutMs = duration('startupTimeout', 'startup-timeout');
 
   const logFormat = str('logFormat') ?? 'text';
-  if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError(`${where(p, 'log-format')} ${JSON.stringify(logFormat)} is not a log format; use text or json`);
+  if (logFormat !== 'text' && logFormat !== 'json')
+    throw new UsageError(`${where(p, 'log-format')} ${JSON.stringify(logFormat)} is not a log format; use text or json`);
   const verbose = bool('verbose', 'verbose');
   const quiet = bool('quiet', 'quiet');
   if (verbose && quiet) throw new UsageError(`${where(p, 'verbose')} and ${where(p, 'quiet')} contradict each other; give one`);
   // An empty path or context is a typo in the flag (often an unset variable in a template).
-  for (const [key, what] of [['kubeconfig', 'the path of a kubeconfig file'], ['context', 'a context name']] as const)
+  for (const [key, what] of [
+    ['kubeconfig', 'the path of a kubeconfig file'],
+    ['context', 'a context name'],
+  ] as const)
     if (str(key) === '') throw new UsageError(`${where(p, key)} is empty; give ${what} or leave it out`);
 
   const http = httpAddr(str('httpAddr'), where(p, 'http-addr'));
@@ -182,17 +204,19 @@ function httpAddr(text: string | undefined, given: string): HttpAddr | undefined
 function leaderRouting(service: string | undefined, given: string, id: string | undefined): RoutingConfig | undefined {
   if (service === undefined) return undefined;
   if (!/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/.test(service))
-    throw new UsageError(`${given} ${JSON.stringify(service)} is not a valid Service name: lowercase letters, digits and '-', starting with a letter, at most 63 characters`);
+    throw new UsageError(
+      `${given} ${JSON.stringify(service)} is not a valid Service name: lowercase letters, digits and '-', starting with a letter, at most 63 characters`,
+    );
   // The downward API gives the Pod's name; without it, an explicit --id is taken as the name.
   const podEnv = process.env['POD_NAME'];
   const pod = podEnv || id;
   const podFrom = podEnv ? 'POD_NAME' : '--id (LEADER_RUN_ID)';
-  if (!pod)
-    throw new UsageError(`${given} needs this Pod's name: set POD_NAME from the downward API (fieldPath: metadata.name), or give the Pod name as --id`);
+  if (!pod) throw new UsageError(`${given} needs this Pod's name: set POD_NAME from the downward API (fieldPath: metadata.name), or give the Pod name as --id`);
   // It becomes a label value, which is shorter and stricter than a Pod name.
   if (pod.length > 63 || !/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/.test(pod))
-    throw new UsageError(`${given}: the Pod name ${JSON.stringify(pod)} (from ${podFrom}) cannot be a label value: at most 63 letters, digits, '-', '_' or '.'`);
+    throw new UsageError(
+      `${given}: the Pod name ${JSON.stringify(pod)} (from ${podFrom}) cannot be a label value: at most 63 letters, digits, '-', '_' or '.'`,
+    );
   const podNamespace = process.env['POD_NAMESPACE'] || undefined;
   return { service, pod, podNamespace, podFrom: podNamespace ? `${podFrom} and POD_NAMESPACE` : `${podFrom} and the Lease's namespace` };
 }
-

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
 import { ExitStatus } from '../core/exit-status.ts';
 import { addLeaseFlags, InfoShown, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
-import { COLUMNS, changeKey, formatTable, leaseView, tableRow, type LeaseView } from './lease-view.ts';
+import { COLUMNS, changeKey, formatTable, type LeaseView, leaseView, tableRow } from './lease-view.ts';
 
 /** Exit status when the Lease does not exist (nobody has campaigned for it, or a typo). */
 export const NO_SUCH_LEASE = 1;
@@ -64,11 +64,16 @@ export async function status(argv: readonly string[], version: string, io: Statu
     import('../kube/errors.ts'),
     import('../supervisor/failures.ts'),
   ]);
-  let conn;
+  let conn: Awaited<ReturnType<typeof connectLease>>;
   try {
     conn = await connectLease(ref, { kubeconfig: o.kubeconfig, context: o.context }, `leader-run/${version} (status)`);
   } catch (e) {
-    if (e instanceof ConfigError) return fail(io, e.describe((f) => where(p, f)), ExitStatus.config);
+    if (e instanceof ConfigError)
+      return fail(
+        io,
+        e.describe((f) => where(p, f)),
+        ExitStatus.config,
+      );
     throw e;
   }
   const { client, lock, lease, namespace, target } = conn;
@@ -82,7 +87,7 @@ export async function status(argv: readonly string[], version: string, io: Statu
 
   try {
     if (!o.watch) {
-      let snap;
+      let snap: Awaited<ReturnType<typeof lock.get>>;
       try {
         snap = await lock.get(AbortSignal.timeout(READ_DEADLINE_MS));
       } catch (e) {
@@ -152,7 +157,13 @@ async function watch(
 function render(v: LeaseView, output: string, widths: number[]): string {
   if (output === 'json') return `${JSON.stringify(v)}\n`;
   const time = new Date(v.observedAt).toTimeString().slice(0, 8);
-  const rows = widths.length === 0 ? [['TIME', ...COLUMNS], [time, ...tableRow(v)]] : [[time, ...tableRow(v)]];
+  const rows =
+    widths.length === 0
+      ? [
+          ['TIME', ...COLUMNS],
+          [time, ...tableRow(v)],
+        ]
+      : [[time, ...tableRow(v)]];
   return `${formatTable(rows, widths).join('\n')}\n`;
 }
 

@@ -95,7 +95,7 @@ export class Logger {
     if (rank[level] < this.#min) return;
     const time = new Date().toISOString();
     if (this.#format === 'json') {
-      this.#write(JSON.stringify({ time, level, msg, ...this.#base, ...fields }) + '\n');
+      this.#write(`${JSON.stringify({ time, level, msg, ...this.#base, ...fields })}\n`);
       return;
     }
     const kv = Object.entries({ ...fields, ...this.#base })

@@ -17,32 +17,32 @@
  * An elector campaigns once: after losing the lease it stays stopped, and leader-run
  * exits so its supervisor restarts it from a clean state.
  */
-import { elapsedMs, type Clock, type Instant } from '../core/time.ts';
+import { type Clock, elapsedMs, type Instant } from '../core/time.ts';
 import { ApiError } from '../kube/errors.ts';
 import type { LeaseLock } from '../lease/lock.ts';
 import {
   acquireSpec,
   holderOf,
   isReleased,
+  type LeaseSnapshot,
+  type LeaseSpec,
   observationKey,
   releaseSpec,
   renewSpec,
   sameClaim,
   transitionsOf,
-  type LeaseSnapshot,
-  type LeaseSpec,
 } from '../lease/record.ts';
 import {
   checkTiming,
+  type Deadlines,
   deadlines,
   expiryAfterMs,
   followerRetryMs,
   holdMs,
   recordDurationSeconds,
   renewAttemptMs,
-  TimingError,
-  type Deadlines,
   type Timing,
+  TimingError,
 } from './timing.ts';
 
 export interface ElectorConfig {
@@ -517,10 +517,11 @@ export class Elector {
     }
     if (this.#state !== 'leading') return 0;
     this.#observe(snap);
-    if (!snap) return (this.#lose('deleted', 'the Lease was deleted'), 0);
-    if (snap.uid !== current.uid) return (this.#lose('recreated', 'the Lease was deleted and created again'), 0);
     const holder = holderOf(snap);
-    if (holder !== this.#cfg.identity) return (this.#lose('holder-changed', `the Lease now names ${JSON.stringify(holder)}`), 0);
+    if (!snap) this.#lose('deleted', 'the Lease was deleted');
+    else if (snap.uid !== current.uid) this.#lose('recreated', 'the Lease was deleted and created again');
+    else if (holder !== this.#cfg.identity) this.#lose('holder-changed', `the Lease now names ${JSON.stringify(holder)}`);
+    if (!snap || this.#state !== 'leading') return 0;
     if (sameClaim(snap.spec, current.spec)) {
       // Only metadata changed (a label, an annotation): our claim stands at a new version.
       this.#current = snap;

@@ -144,11 +144,17 @@ export function checkTiming(t: Timing): TimingProblem | undefined {
 }
 
 /** The problem in words. `name` names a field where the rule is stated (a flag, with its
- *  variable if that is how it was given; a library option); `example` where the suggestion is. */
-export function timingMessage(p: TimingProblem, name: (f: TimingField) => string, example: (f: TimingField) => string = name): string {
+ *  variable if that is how it was given; a library option); `example` where the suggestion
+ *  is, which shows `shown` (the caller's settable fields). */
+export function timingMessage(
+  p: TimingProblem,
+  name: (f: TimingField) => string,
+  example: (f: TimingField) => string = name,
+  shown: readonly TimingField[] = ['leaseDurationMs', 'renewDeadlineMs', 'retryPeriodMs', 'fenceGraceMs'],
+): string {
   const t = p.timing;
   const v = (f: TimingField) => `${name(f)} ${formatDuration(t[f])}`;
-  const hint = `; for example ${(['leaseDurationMs', 'renewDeadlineMs', 'retryPeriodMs', 'fenceGraceMs'] as const).map((f) => `${example(f)} ${formatDuration(p.suggestion[f])}`).join(' ')}`;
+  const hint = `; for example ${shown.map((f) => `${example(f)} ${formatDuration(p.suggestion[f])}`).join(' ')}`;
   switch (p.rule) {
     case 'duration-below-1s':
       return `${v('leaseDurationMs')} is below 1s (the Lease records whole seconds)${hint}`;

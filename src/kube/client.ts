@@ -13,7 +13,7 @@
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ApiError, describeCall, kindOfStatus, transportError, type Call } from './errors.ts';
+import { ApiError, type Call, describeCall, kindOfStatus, transportError } from './errors.ts';
 
 export interface RequestOptions {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -153,10 +153,14 @@ function withDeadline<T>(p: Promise<T>, signal: AbortSignal, call: Call): Promis
     const onAbort = () => reject(transportError(signal.reason, call, ' (waiting for credentials)'));
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(
-      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
-      (e) =>
-        (signal.removeEventListener('abort', onAbort),
-        reject(new ApiError('unauthorized', `${describeCall(call)}: getting credentials failed: ${messageOf(e)}`, undefined, { call }))),
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(new ApiError('unauthorized', `${describeCall(call)}: getting credentials failed: ${messageOf(e)}`, undefined, { call }));
+      },
     );
   });
 }

@@ -60,7 +60,9 @@ export function loadTarget(opts: KubeRef): Target {
     // kubectl skips listed files that do not exist, but not ones it cannot read.
     const files = listed.filter((f) => existsSync(f));
     if (files.length === 0)
-      throw new ConfigError((n) => `KUBECONFIG names ${listed.map((f) => JSON.stringify(f)).join(', ')}, and none of them exists; fix KUBECONFIG or pass ${n('kubeconfig')}`);
+      throw new ConfigError(
+        (n) => `KUBECONFIG names ${listed.map((f) => JSON.stringify(f)).join(', ')}, and none of them exists; fix KUBECONFIG or pass ${n('kubeconfig')}`,
+      );
     loadFile(kc, files[0] as string, () => 'KUBECONFIG');
     for (const f of files.slice(1)) {
       const more = new KubeConfig();
@@ -90,7 +92,8 @@ export function loadTarget(opts: KubeRef): Target {
       const names = kc.getContexts().map((c) => c.name);
       const context = opts.context;
       throw new ConfigError(
-        (n) => `${n('context')} ${JSON.stringify(context)} is not in ${source}${names.length ? `; its contexts are: ${names.join(', ')}` : ' (it has no contexts)'}`,
+        (n) =>
+          `${n('context')} ${JSON.stringify(context)} is not in ${source}${names.length ? `; its contexts are: ${names.join(', ')}` : ' (it has no contexts)'}`,
         'context',
       );
     }
@@ -109,7 +112,9 @@ export function loadTarget(opts: KubeRef): Target {
   try {
     server = new URL(cluster.server);
   } catch {
-    throw new ConfigError(`${source}: cluster ${JSON.stringify(cluster.name)} has server ${JSON.stringify(cluster.server)}, which is not a URL; write it like https://host:6443`);
+    throw new ConfigError(
+      `${source}: cluster ${JSON.stringify(cluster.name)} has server ${JSON.stringify(cluster.server)}, which is not a URL; write it like https://host:6443`,
+    );
   }
   if (server.protocol !== 'https:' && server.protocol !== 'http:')
     throw new ConfigError(`${source}: cluster ${JSON.stringify(cluster.name)} has server ${JSON.stringify(cluster.server)}; it must be an https:// URL`);
@@ -154,7 +159,7 @@ function checkFile(file: string | undefined, what: string, source: string): void
 /** Why a file cannot be read, or undefined. A directory on the way that we may not enter is
  *  "permission denied", not "missing": the fix differs. */
 function fileProblem(file: string): string | undefined {
-  let st;
+  let st: ReturnType<typeof statSync>;
   try {
     st = statSync(file);
   } catch (e) {

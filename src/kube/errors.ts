@@ -76,11 +76,21 @@ export function transportError(err: unknown, call: Call, suffix = ''): ApiError 
   if (e?.name === 'AbortError' || e?.name === 'TimeoutError' || code === 'ABORT_ERR')
     return new ApiError('unavailable', `${what}: no answer before the deadline`, undefined, { cause: err, call });
   if (tlsCodes.has(code))
-    return new ApiError('tls', `${what}: the server's TLS certificate did not verify (${code}); check the cluster's certificate-authority in the kubeconfig`, undefined, { cause: err, call });
+    return new ApiError(
+      'tls',
+      `${what}: the server's TLS certificate did not verify (${code}); check the cluster's certificate-authority in the kubeconfig`,
+      undefined,
+      { cause: err, call },
+    );
   // Name the address that failed and what to check: the bare code alone does not say.
   const ex = e as { hostname?: string; address?: string; port?: number };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
-    return new ApiError('unavailable', `${what}: DNS lookup of ${ex.hostname ?? 'the server'} failed (${code}); check the server address in the kubeconfig`, undefined, { cause: err, call });
+    return new ApiError(
+      'unavailable',
+      `${what}: DNS lookup of ${ex.hostname ?? 'the server'} failed (${code}); check the server address in the kubeconfig`,
+      undefined,
+      { cause: err, call },
+    );
   if (code === 'ECONNREFUSED')
     return new ApiError(
       'unavailable',

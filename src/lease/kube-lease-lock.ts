@@ -67,7 +67,12 @@ export class KubeLeaseLock implements LeaseLock {
       if (ev.type === 'ADDED' || ev.type === 'MODIFIED') onChange(snapshotOf(ev.object));
       else if (ev.type === 'DELETED') onChange(null);
       else if (ev.type === 'ERROR')
-        failure = new ApiError(ev.object.code === 410 ? 'gone' : 'other', `watch Lease ${this.description}: ${ev.object.message ?? 'error event'}`, ev.object.code, { call });
+        failure = new ApiError(
+          ev.object.code === 410 ? 'gone' : 'other',
+          `watch Lease ${this.description}: ${ev.object.message ?? 'error event'}`,
+          ev.object.code,
+          { call },
+        );
     });
     if (failure) throw failure;
   }
@@ -79,17 +84,13 @@ export class KubeLeaseLock implements LeaseLock {
       metadata: { name: this.name, namespace: this.namespace },
       spec,
     };
-    return snapshotOf(
-      await this.#client.request<LeaseObject>({ method: 'POST', path: this.collectionPath, body, signal, call: this.#call('create') }),
-    );
+    return snapshotOf(await this.#client.request<LeaseObject>({ method: 'POST', path: this.collectionPath, body, signal, call: this.#call('create') }));
   }
 
   async update(prev: LeaseSnapshot, spec: LeaseSpec, signal: AbortSignal): Promise<LeaseSnapshot> {
     const meta = (prev.object['metadata'] ?? {}) as Record<string, unknown>;
     // resourceVersion makes the PUT a compare-and-set; uid makes it fail on a recreated Lease.
     const body = { ...prev.object, metadata: { ...meta, resourceVersion: prev.resourceVersion, uid: prev.uid }, spec };
-    return snapshotOf(
-      await this.#client.request<LeaseObject>({ method: 'PUT', path: this.path, body, signal, call: this.#call('update') }),
-    );
+    return snapshotOf(await this.#client.request<LeaseObject>({ method: 'PUT', path: this.path, body, signal, call: this.#call('update') }));
   }
 }

@@ -71,10 +71,13 @@ export async function startHttp(
       const host = addr.host?.includes(':') ? `[${addr.host}]` : (addr.host ?? '');
       const where = `${host}:${addr.port}`;
       const why =
-        e.code === 'EADDRINUSE' ? 'the address is already in use; pick a free port (or 0 for any)'
-        : e.code === 'EACCES' ? 'permission denied; use a port above 1023'
-        : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' ? 'no such local address; use an address of this host, or leave the host out for all'
-        : (e.code ?? e.message);
+        e.code === 'EADDRINUSE'
+          ? 'the address is already in use; pick a free port (or 0 for any)'
+          : e.code === 'EACCES'
+            ? 'permission denied; use a port above 1023'
+            : e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND'
+              ? 'no such local address; use an address of this host, or leave the host out for all'
+              : (e.code ?? e.message);
       reject(new HttpBindError(`${where}: cannot listen: ${why}`));
     });
     server.listen(addr.port, addr.host, () => resolve());

@@ -36,7 +36,7 @@ export function metricsFor(state: StatusBoard, lockName: string): Metrics {
   });
   const exits = new Counter({
     name: 'leader_run_child_exits_total',
-    help: "Exits of the child, by its status (the code, or 128 + the signal that ended it).",
+    help: 'Exits of the child, by its status (the code, or 128 + the signal that ended it).',
     labelNames: ['status'],
     registers,
   });

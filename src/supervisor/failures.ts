@@ -4,8 +4,9 @@
  * Service), `leader-run status` and the library. The verb and resource come from where the
  * request was built (ApiError.call); nothing here reads error messages.
  */
-import type { LogEvent } from '../core/log.ts';
+
 import { ExitStatus } from '../core/exit-status.ts';
+import type { LogEvent } from '../core/log.ts';
 import type { ApiError } from '../kube/errors.ts';
 import type { Fatal } from './events.ts';
 
@@ -38,7 +39,8 @@ export function verdictFor(e: ApiError, op: Operation, ctx: FailureContext): Ver
   const verb = e.call?.verb;
   if (op === 'status-read') {
     if (e.kind === 'unauthorized') return fatal(ExitStatus.noperm, 'unauthorized', `${e.message}; check the credentials in ${ctx.source}`);
-    if (e.kind === 'forbidden') return fatal(ExitStatus.noperm, 'forbidden', `${e.message}; leader-run status needs get on leases (coordination.k8s.io) in namespace ${ctx.namespace}`);
+    if (e.kind === 'forbidden')
+      return fatal(ExitStatus.noperm, 'forbidden', `${e.message}; leader-run status needs get on leases (coordination.k8s.io) in namespace ${ctx.namespace}`);
     if (e.kind === 'tls') return fatal(ExitStatus.config, 'tls', e.message);
     if (e.kind === 'unavailable') return { retry: true };
     return fatal(ExitStatus.software, 'api-error', e.message);

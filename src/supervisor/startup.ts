@@ -4,8 +4,9 @@
  * that is still starting — a restarted apiserver denies every request until its authorizer
  * has warmed up. On the injected clock.
  */
-import { ExitStatus } from '../core/exit-status.ts';
+
 import { formatDuration } from '../core/duration.ts';
+import { ExitStatus } from '../core/exit-status.ts';
 import type { Clock } from '../core/time.ts';
 import type { ApiError } from '../kube/errors.ts';
 import type { Fatal } from './events.ts';
@@ -13,7 +14,10 @@ import type { Verdict } from './failures.ts';
 
 /** What to do with a campaign error: retry it (and say so), ask the server whether it is
  *  starting before judging a denial, or end the run. */
-export type StartupDecision = { readonly do: 'retry'; readonly message: string } | { readonly do: 'ask-if-starting' } | { readonly do: 'end'; readonly fatal: Fatal };
+export type StartupDecision =
+  | { readonly do: 'retry'; readonly message: string }
+  | { readonly do: 'ask-if-starting' }
+  | { readonly do: 'end'; readonly fatal: Fatal };
 
 export class StartupWindow {
   readonly #clock: Clock;
@@ -71,6 +75,10 @@ export class StartupWindow {
   }
 
   #unreachable(detail: string): Fatal {
-    return { status: ExitStatus.unavailable, event: 'unreachable', message: `API server unreachable for ${formatDuration(this.#timeoutMs)} (${this.#option})${detail}` };
+    return {
+      status: ExitStatus.unavailable,
+      event: 'unreachable',
+      message: `API server unreachable for ${formatDuration(this.#timeoutMs)} (${this.#option})${detail}`,
+    };
   }
 }

@@ -14,8 +14,9 @@
  * structure, as consul lock's RELEASE label makes it: `release` is asked for only from
  * `#release`, which is reached only from a phase that never had a tree or on `tree-gone`.
  */
-import { ExitStatus, signalNumber, statusOfChild } from '../core/exit-status.ts';
+
 import { formatDuration } from '../core/duration.ts';
+import { ExitStatus, signalNumber, statusOfChild } from '../core/exit-status.ts';
 import type { Level, LogEvent } from '../core/log.ts';
 import { elapsedMs, type Instant } from '../core/time.ts';
 import type { Term } from '../election/elector.ts';
@@ -131,7 +132,12 @@ export class Supervisor {
         if (p !== 'campaigning') return; // won while leaving: campaign-stopped says so
         if (e.term.holdMs > 0) {
           this.#phase = 'holding';
-          this.#log('info', 'new-lease-hold', `the Lease is new, or was freed by no release: holding it ${formatDuration(e.term.holdMs)} before starting the child, in case a leader of the Lease it replaced has not noticed yet`, { holdMs: e.term.holdMs });
+          this.#log(
+            'info',
+            'new-lease-hold',
+            `the Lease is new, or was freed by no release: holding it ${formatDuration(e.term.holdMs)} before starting the child, in case a leader of the Lease it replaced has not noticed yet`,
+            { holdMs: e.term.holdMs },
+          );
           this.#do({ type: 'start-hold', ms: Math.max(0, e.anchor.mono + e.term.holdMs - now.mono) });
           return;
         }
@@ -216,7 +222,9 @@ export class Supervisor {
     const left = this.#cfg.renewDeadlineMs - elapsedMs(this.#anchor, now);
     if (left <= 0) {
       this.#lost = true;
-      this.#log('warn', 'stopped-leading', `lost leadership: no successful renewal for ${Math.round(elapsedMs(this.#anchor, now))}ms; not starting the child`, { reason: 'renew-deadline' });
+      this.#log('warn', 'stopped-leading', `lost leadership: no successful renewal for ${Math.round(elapsedMs(this.#anchor, now))}ms; not starting the child`, {
+        reason: 'renew-deadline',
+      });
       this.#cause = { kind: 'lost' };
       return this.#release();
     }

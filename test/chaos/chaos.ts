@@ -11,13 +11,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { apiRequest, FaultProxy, LeaderPeer, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
 import type { Cluster, ClusterInfo, PeerEvent } from '../support/cluster.ts';
-import { BIN, FAST, LeaderRun, workerCmd, type LogRecord } from '../support/leader-run.ts';
+import { apiRequest, FaultProxy, LeaderPeer, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
+import { BIN, FAST, LeaderRun, type LogRecord, workerCmd } from '../support/leader-run.ts';
 import { nativeFixture } from '../support/native.ts';
-import { LedgerTail, type Life, type Overlap } from './ledger.ts';
-import { LeaseWatch, formatLeaseEvent } from './lease-watch.ts';
 import { childrenOf, cmdline, monoNow, parentOf, procStart, stillAlive } from '../support/procs.ts';
+import { formatLeaseEvent, LeaseWatch } from './lease-watch.ts';
+import { LedgerTail, type Life, type Overlap } from './ledger.ts';
 import { Rng } from './rng.ts';
 
 // FAST is D=4s R=2s P=500ms G=500ms; the chaos reasons with the same numbers. One slot in
@@ -321,21 +321,33 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const lr: Candidate = slot.peer
       ? new PeerCandidate(
           new LeaderPeer(info!.binDir, {
-            id: slot.id, lockName: LEASE, namespace: NAMESPACE, kubeconfig: slot.kubeconfig,
-            leaseDuration: '6s', renewDeadline: '3s', retryPeriod: '1s', ledger: tail.file, ledgerName: name,
+            id: slot.id,
+            lockName: LEASE,
+            namespace: NAMESPACE,
+            kubeconfig: slot.kubeconfig,
+            leaseDuration: '6s',
+            renewDeadline: '3s',
+            retryPeriod: '1s',
+            ledger: tail.file,
+            ledgerName: name,
           }),
         )
       : new LeaderRun(
           [
             '-v',
-            '--kubeconfig', slot.kubeconfig,
-            '--lock-name', LEASE,
-            '--lock-namespace', NAMESPACE,
+            '--kubeconfig',
+            slot.kubeconfig,
+            '--lock-name',
+            LEASE,
+            '--lock-namespace',
+            NAMESPACE,
             // Stable per slot, like a Pod name: a restarted candidate finds the Lease naming an
             // identity it did not write in this process, which it must treat as foreign.
-            '--id', slot.id,
+            '--id',
+            slot.id,
             ...slot.timing,
-            '--shutdown-grace', SHUTDOWN_GRACE,
+            '--shutdown-grace',
+            SHUTDOWN_GRACE,
             ...workerCmd(tail.file, '--name', name, ...slot.workerFlags),
           ],
           { env: { LEADER_RUN_CHAOS: dir } },
@@ -513,7 +525,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       lines.push('', `--- log of ${inc.name} (leader-run pid ${inc.lr.pid}, full log ${inc.log}) ---`);
       for (const x of recs) lines.push(JSON.stringify(x));
     }
-    fs.writeFileSync(file, lines.join('\n') + '\n');
+    fs.writeFileSync(file, `${lines.join('\n')}\n`);
     return file;
   }
 
@@ -538,8 +550,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const r = faults.next();
     const other = faults.next();
     // Pauses: within the renew deadline, between it and the lease duration, beyond it.
-    let pauseMs =
-      bucket < 0.35 ? 200 + r * (R_MS - 400) : bucket < 0.65 ? R_MS + r * (D_MS - R_MS) : D_MS + r * 5000;
+    let pauseMs = bucket < 0.35 ? 200 + r * (R_MS - 400) : bucket < 0.65 ? R_MS + r * (D_MS - R_MS) : D_MS + r * 5000;
     if (kind === 'reset' && bucket < 0.25) pauseMs = 0; // a one-off reset of every connection
     if (kind === 'apiserver-kill') pauseMs = r * 2000; // down time before the restart begins
     if (kind === 'unit-sigstop') pauseMs = 100 + r * 800; // < D − R − G − K: both wake in time
@@ -554,7 +565,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       return others[Math.floor(((other - 0.5) / 0.5) * others.length)]!.id;
     };
     const detail =
-      kind === 'sigstop' || kind === 'blackhole' || kind === 'reset' || kind === 'apiserver-freeze' || kind === 'watchdog-sigstop' || kind === 'unit-sigstop' || kind === 'hold-freeze'
+      kind === 'sigstop' ||
+      kind === 'blackhole' ||
+      kind === 'reset' ||
+      kind === 'apiserver-freeze' ||
+      kind === 'watchdog-sigstop' ||
+      kind === 'unit-sigstop' ||
+      kind === 'hold-freeze'
         ? `for ${pauseMs}ms`
         : kind === 'apiserver-kill'
           ? `restart after ${pauseMs}ms`
@@ -698,7 +715,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       case 'lease-recreate-empty': {
         t0 = await adminDelete();
         const r = await apiRequest(target(info!, 'admin'), 'POST', leasePath.slice(0, leasePath.lastIndexOf('/')), {
-          apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: LEASE, namespace: NAMESPACE }, spec: {},
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: { name: LEASE, namespace: NAMESPACE },
+          spec: {},
         });
         event(`admin POST lease with an empty spec: ${r.status}`);
         return { t0, healed: Promise.resolve(t0), detail: r.status === 201 ? 'recreated empty' : `POST answered ${r.status} (a candidate was first)` };
@@ -706,7 +726,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       case 'lease-annotate':
       case 'annotate-sigterm': {
         t0 = await adminWrite('annotation', (lease) => {
-          const annotations = { ...((lease.metadata['annotations'] as Record<string, string> | undefined) ?? {}), 'chaos.leader-run/poked': String(Date.now()) };
+          const annotations = {
+            ...((lease.metadata['annotations'] as Record<string, string> | undefined) ?? {}),
+            'chaos.leader-run/poked': String(Date.now()),
+          };
           lease.metadata = { ...lease.metadata, annotations };
         });
         if (d.kind === 'annotate-sigterm') signal(leader, 'SIGTERM');
@@ -757,7 +780,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     cluster = await startCluster({ dir: path.join(dir, 'cluster') });
     info = cluster.info;
     checkAbort();
-    out(`chaos: seed ${opts.seed}, ${opts.rounds} rounds, ${nCand} leader-run candidates${withPeer ? ' and a client-go peer' : ''}, private apiserver ${info.server}, work dir ${dir}`);
+    out(
+      `chaos: seed ${opts.seed}, ${opts.rounds} rounds, ${nCand} leader-run candidates${withPeer ? ' and a client-go peer' : ''}, private apiserver ${info.server}, work dir ${dir}`,
+    );
     watch = new LeaseWatch(target(info, 'admin'), NAMESPACE, LEASE, path.join(dir, 'lease-events.log'));
     tail = new LedgerTail(path.join(dir, 'ledger'));
     for (let i = 0; i < nCand + (withPeer ? 1 : 0); i++) {
@@ -765,8 +790,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       const proxy = await FaultProxy.start({ host: '127.0.0.1', port: info.apiserverPort });
       const kubeconfig = writeKubeconfig(info, `chaos-c${i}`, { user: 'candidate', server: proxy.url });
       slots.push({
-        index: i, id: peer ? 'client-go-peer' : `cand-${i}`, peer, proxy, kubeconfig,
-        workerFlags: workerFlagsFor(i), timing: i % 3 === 2 ? LONG : FAST, gen: 0, current: undefined, restart: undefined,
+        index: i,
+        id: peer ? 'client-go-peer' : `cand-${i}`,
+        peer,
+        proxy,
+        kubeconfig,
+        workerFlags: workerFlagsFor(i),
+        timing: i % 3 === 2 ? LONG : FAST,
+        gen: 0,
+        current: undefined,
+        restart: undefined,
       });
     }
     for (const s of slots) spawn(s);
@@ -845,7 +878,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             : `STUCK: no new child ${Math.round((result.end - inj.t0) / 1000)}s after the fault`;
       out(`round ${round}/${opts.rounds} ${d.kind}${inj.detail ? ` ${inj.detail}` : ''} on ${leader.name}: ${how}`);
       event(`round ${round} done: ${how}`);
-      if (result.outcome === 'stuck') throw new Error(`round ${round} (${d.kind}) stuck: no leader's child started ${STUCK_AFTER_MS / 1000}s after the fault healed`);
+      if (result.outcome === 'stuck')
+        throw new Error(`round ${round} (${d.kind}) stuck: no leader's child started ${STUCK_AFTER_MS / 1000}s after the fault healed`);
     }
 
     // ---- the end: stop everything gracefully, then look for what is left ----

@@ -90,7 +90,20 @@ export class LedgerTail {
     const key = `${l.pid} ${l.name}`;
     let life = this.lives.get(key);
     if (!life) {
-      life = { pid: l.pid, name: l.name, tree: l.name.split('/')[0]!, from: l.mono, to: l.mono, started: false, stopped: false, grandchildren: [], procStart: undefined, gone: false, lines: [], recent: [] };
+      life = {
+        pid: l.pid,
+        name: l.name,
+        tree: l.name.split('/')[0]!,
+        from: l.mono,
+        to: l.mono,
+        started: false,
+        stopped: false,
+        grandchildren: [],
+        procStart: undefined,
+        gone: false,
+        lines: [],
+        recent: [],
+      };
       this.lives.set(key, life);
     }
     life.from = Math.min(life.from, l.mono);
@@ -128,7 +141,8 @@ export class LedgerTail {
     const out: Overlap[] = [];
     for (let i = 0; i < iv.length; i++) {
       for (let j = i + 1; j < iv.length; j++) {
-        const a = iv[i]!, b = iv[j]!;
+        const a = iv[i]!,
+          b = iv[j]!;
         if (b.from >= a.to) break; // sorted by start: no later child can intersect a
         if (a.tree === b.tree) continue;
         out.push({ a, b, at: b.from, ms: Math.min(a.to, b.to) - b.from });

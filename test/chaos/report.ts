@@ -1,5 +1,5 @@
 /** The chaos run's summary, for people; its last line is for machines. */
-import { FAULT_KINDS, type ChaosResult } from './chaos.ts';
+import { type ChaosResult, FAULT_KINDS } from './chaos.ts';
 
 /** Nearest-rank percentile of sorted values. */
 export function percentile(sorted: readonly number[], p: number): number {
@@ -41,7 +41,10 @@ export function report(r: ChaosResult): string[] {
   const all: number[] = [];
   for (const kind of FAULT_KINDS) {
     const rs = r.results.filter((x) => x.kind === kind);
-    const t = rs.filter((x) => x.outcome === 'takeover').map((x) => x.takeoverMs!).sort((a, b) => a - b);
+    const t = rs
+      .filter((x) => x.outcome === 'takeover')
+      .map((x) => x.takeoverMs!)
+      .sort((a, b) => a - b);
     all.push(...t);
     out.push(
       `${kind.padEnd(17)} ${String(rs.length).padStart(7)} ${String(t.length).padStart(9)} ` +
@@ -55,7 +58,7 @@ export function report(r: ChaosResult): string[] {
       `${String(r.results.filter((x) => x.outcome === 'survived').length).padStart(11)} ${String(r.results.filter((x) => x.outcome === 'stuck').length).padStart(6)} ` +
       [0.5, 0.9, 0.99, 1].map((p) => ms(percentile(all, p)).padStart(7)).join(' '),
   );
-  out.push('(takeover: from the fault to the next child\'s start line in the ledger)');
+  out.push("(takeover: from the fault to the next child's start line in the ledger)");
   out.push('');
   out.push(`overlaps: ${r.overlaps.length} (${r.overlapMs.toFixed(1)} ms in all)`);
   for (const o of r.overlaps) {
@@ -66,7 +69,13 @@ export function report(r: ChaosResult): string[] {
   out.push(`processes left over: ${r.leftovers.length} at the end, ${r.strays.length} of older trees alive after a newer child started`);
   for (const l of [...r.leftovers, ...r.strays]) out.push(`  ${l}`);
   out.push(`leases left held: ${r.leaseHeld ? `1 (holder ${JSON.stringify(r.leaseHeld)})` : '0'}`);
-  out.push(`candidate exits: ${Object.entries(r.exits).map(([k, n]) => `${k}×${n}`).join(' ') || 'none'}`);
+  out.push(
+    `candidate exits: ${
+      Object.entries(r.exits)
+        .map(([k, n]) => `${k}×${n}`)
+        .join(' ') || 'none'
+    }`,
+  );
   for (const [status, list] of Object.entries(r.unexpectedExits)) {
     out.push(`  unexpected exit ${status}: ${list.length}×, e.g.`);
     for (const u of list.slice(0, 2)) out.push(`    ${u}`);

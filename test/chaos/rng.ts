@@ -15,7 +15,9 @@ export class Rng {
 
   /** Uniform in [0, 1). */
   next(): number {
-    const h = createHash('sha256').update(this.#key + this.#n++).digest();
+    const h = createHash('sha256')
+      .update(this.#key + this.#n++)
+      .digest();
     // 48 bits are plenty and stay exact in a double.
     return h.readUIntBE(0, 6) / 2 ** 48;
   }

@@ -3,8 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { attachCluster, pidAlive, rssKiB, startCluster, stopDetached } from './cluster.ts';
 import type { ClusterInfo } from './cluster.ts';
+import { attachCluster, pidAlive, rssKiB, startCluster, stopDetached } from './cluster.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dir = path.join(repo, '.cluster');
@@ -32,7 +32,9 @@ async function up(): Promise<void> {
   const existing = readInfo();
   if (existing && pidAlive(existing.etcdPid) && pidAlive(existing.apiserverPid)) {
     await attachCluster(infoPath);
-    console.log(`a cluster is already running in ${path.relative(process.cwd(), dir) || dir} (etcd pid ${existing.etcdPid}, kube-apiserver pid ${existing.apiserverPid})`);
+    console.log(
+      `a cluster is already running in ${path.relative(process.cwd(), dir) || dir} (etcd pid ${existing.etcdPid}, kube-apiserver pid ${existing.apiserverPid})`,
+    );
     printPaths(existing);
     return;
   }

@@ -1,14 +1,15 @@
 // Test control plane: a real etcd and kube-apiserver (built from the Go module
 // pins by build.sh) on loopback ports, with static-token users, RBAC and
 // kubeconfigs, plus helpers to spawn processes that die with the test process.
-import { spawn } from 'node:child_process';
+
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -143,18 +144,9 @@ const GUARD =
  * or dies. The child is unref'd so a forgotten one cannot keep a test alive.
  * `removeOnOrphan` names a directory the guard deletes if this process dies.
  */
-export function spawnGuarded(
-  command: string,
-  args: readonly string[],
-  options: SpawnOptions = {},
-  guard: { removeOnOrphan?: string } = {},
-): ChildProcess {
+export function spawnGuarded(command: string, args: readonly string[], options: SpawnOptions = {}, guard: { removeOnOrphan?: string } = {}): ChildProcess {
   installExitHandlers();
-  const child = spawn(
-    '/bin/sh',
-    ['-c', GUARD, 'leader-run-guard', String(process.pid), guard.removeOnOrphan ?? '', command, ...args],
-    options,
-  );
+  const child = spawn('/bin/sh', ['-c', GUARD, 'leader-run-guard', String(process.pid), guard.removeOnOrphan ?? '', command, ...args], options);
   if (child.pid === undefined) throw new Error(`cannot spawn ${command}`);
   const pid = child.pid;
   live.set(pid, child);
@@ -246,7 +238,8 @@ export interface ApiTarget {
 export interface ApiResponse {
   status: number;
   text: string;
-  /** Parsed body when it is JSON. */
+  /** Parsed body when it is JSON: the tests read whatever shape the API returns. */
+  // biome-ignore lint/suspicious/noExplicitAny: a test helper's view of arbitrary API JSON
   body: any;
 }
 
@@ -336,11 +329,7 @@ function yamlKubeconfig(server: string, caFile: string, userName: string, token:
 }
 
 /** Writes `${info.dir}/${name}.kubeconfig` and returns its path. */
-export function writeKubeconfig(
-  info: ClusterInfo,
-  name: string,
-  opts: { user: User; server?: string; caFile?: string },
-): string {
+export function writeKubeconfig(info: ClusterInfo, name: string, opts: { user: User; server?: string; caFile?: string }): string {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`kubeconfig name must be a plain file name: ${name}`);
   const file = path.join(info.dir, `${name}.kubeconfig`);
   const token = typeof opts.user === 'string' ? info.tokens[opts.user] : opts.user.token;
@@ -354,12 +343,7 @@ export function writeKubeconfig(
  * mints a 30-day token with the TokenRequest API and writes a kubeconfig for
  * it. Calling again with the same name replaces the Role's rules.
  */
-export async function serviceAccountKubeconfig(
-  info: ClusterInfo,
-  name: string,
-  rules: PolicyRule[],
-  opts: { server?: string } = {},
-): Promise<string> {
+export async function serviceAccountKubeconfig(info: ClusterInfo, name: string, rules: PolicyRule[], opts: { server?: string } = {}): Promise<string> {
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(name)) throw new Error(`not a valid ServiceAccount name: ${name}`);
   const admin = target(info, 'admin');
   const ns = `/api/v1/namespaces/${info.namespace}`;
@@ -393,7 +377,7 @@ export async function serviceAccountKubeconfig(
 
 function writeInfo(info: ClusterInfo): void {
   const file = path.join(info.dir, 'cluster.json');
-  fs.writeFileSync(`${file}.tmp`, JSON.stringify(info, null, 2) + '\n');
+  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(info, null, 2)}\n`);
   fs.renameSync(`${file}.tmp`, file);
 }
 
@@ -419,13 +403,7 @@ function startupError(what: string, detail: string, logs: string[]): Error {
   return new Error(parts.join('\n'));
 }
 
-async function waitReady(
-  child: ChildProcess,
-  what: string,
-  log: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
+async function waitReady(child: ChildProcess, what: string, log: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (exited(child)) throw startupError(`${what} exited before it was ready`, `${child.signalCode ?? `exit ${child.exitCode}`}`, [log]);
@@ -592,10 +570,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
 
     const admin = target(info, 'admin');
     const rbac = `/apis/rbac.authorization.k8s.io/v1/namespaces/${info.namespace}`;
-    await must(
-      apiRequest(admin, 'POST', `${rbac}/roles`, { metadata: { name: 'leader-run' }, rules: CANDIDATE_RULES }),
-      'create Role leader-run',
-    );
+    await must(apiRequest(admin, 'POST', `${rbac}/roles`, { metadata: { name: 'leader-run' }, rules: CANDIDATE_RULES }), 'create Role leader-run');
     await must(
       apiRequest(admin, 'POST', `${rbac}/rolebindings`, {
         metadata: { name: 'leader-run' },
@@ -706,8 +681,7 @@ export class Cluster {
     if (this.#ownsDir) {
       ownedDirs.delete(this.info.dir);
       fs.rmSync(this.info.dir, { recursive: true, force: true });
-    }
-    else fs.rmSync(path.join(this.info.dir, 'cluster.json'), { force: true });
+    } else fs.rmSync(path.join(this.info.dir, 'cluster.json'), { force: true });
   }
 
   #signalApiserver(signal: NodeJS.Signals): void {
@@ -724,7 +698,10 @@ export async function attachCluster(infoPath: string): Promise<ClusterInfo> {
   } catch (err) {
     throw new Error(`cannot read test cluster info ${infoPath}: ${(err as Error).message}`);
   }
-  for (const [name, pid] of [['etcd', info.etcdPid], ['kube-apiserver', info.apiserverPid]] as const) {
+  for (const [name, pid] of [
+    ['etcd', info.etcdPid],
+    ['kube-apiserver', info.apiserverPid],
+  ] as const) {
     if (!pidAlive(pid)) throw new Error(`test cluster in ${info.dir}: ${name} (pid ${pid}) is not running`);
   }
   const ca = fs.readFileSync(info.caFile);

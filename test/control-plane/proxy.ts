@@ -1,8 +1,9 @@
 // A TCP proxy that injects network faults between a client and the API server.
 // It works below TLS, so the apiserver's certificate (which covers 127.0.0.1)
 // still verifies when a client talks to https://127.0.0.1:<proxy port>.
-import net from 'node:net';
+
 import type { AddressInfo } from 'node:net';
+import net from 'node:net';
 
 /** pass: forward both ways. blackhole: hold every byte (a partition). reset: reset every
  *  connection. lose-replies: connections that are already open pass; a new connection
@@ -132,7 +133,12 @@ export class FaultProxy {
     pipe(client, upstream, () => this.#mode);
     if (conn.losesReplies) {
       const firstRequest = requestWatch(client);
-      pipe(upstream, client, () => this.#mode, () => firstRequest.seen);
+      pipe(
+        upstream,
+        client,
+        () => this.#mode,
+        () => firstRequest.seen,
+      );
     } else pipe(upstream, client, () => this.#mode);
     // A client held in blackhole was paused explicitly; listeners alone do not restart it.
     client.resume();

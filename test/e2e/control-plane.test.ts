@@ -1,21 +1,13 @@
 // Proves the test control plane behaves like a real cluster in the ways
 // leader-run's end-to-end tests rely on: Lease semantics, authn/authz, and
 // the faults (stopped, frozen, blackholed, reset) are real.
-import { after, before, describe, it } from 'node:test';
+
 import assert from 'node:assert/strict';
 import https from 'node:https';
+import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import {
-  apiRequest,
-  FaultProxy,
-  LeaderPeer,
-  serviceAccountKubeconfig,
-  sharedCluster,
-  startCluster,
-  target,
-  writeKubeconfig,
-} from '../support/cluster.ts';
 import type { Cluster, ClusterInfo } from '../support/cluster.ts';
+import { apiRequest, FaultProxy, LeaderPeer, serviceAccountKubeconfig, sharedCluster, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
 
 const ns = 'default';
 let seq = 0;
@@ -77,9 +69,7 @@ describe('shared cluster', () => {
     assert.notEqual(updated.metadata?.resourceVersion, read.metadata?.resourceVersion);
 
     // `read` still carries the old resourceVersion: the write must lose.
-    const stale = await statusOf(
-      api.replaceNamespacedLease({ name, namespace: ns, body: { ...read, spec: { ...read.spec, holderIdentity: 'c' } } }),
-    );
+    const stale = await statusOf(api.replaceNamespacedLease({ name, namespace: ns, body: { ...read, spec: { ...read.spec, holderIdentity: 'c' } } }));
     assert.equal(stale, 409);
     assert.equal(await statusOf(api.createNamespacedLease({ namespace: ns, body: { metadata: { name } } })), 409);
     assert.equal((await api.readNamespacedLease({ name, namespace: ns })).spec?.holderIdentity, 'b');
@@ -173,13 +163,18 @@ describe('shared cluster', () => {
   it('elects exactly one of two client-go peers and hands over after SIGKILL', { timeout: 180_000 }, async (t) => {
     const lockName = unique('peers');
     const peers = await Promise.all(['peer-a', 'peer-b'].map((id) => LeaderPeer.start(info, { id, lockName })));
-    t.after(() => peers.forEach((p) => p.kill('SIGKILL')));
+    t.after(() => {
+      for (const p of peers) p.kill('SIGKILL');
+    });
 
     // Both must learn who leads before "exactly one" means anything.
     const seen = await Promise.all(peers.map((p) => p.waitFor((e) => e.event === 'new-leader')));
     const leaderId = seen[0]?.leader ?? '';
     assert.ok(leaderId === 'peer-a' || leaderId === 'peer-b', leaderId);
-    assert.deepEqual(seen.map((e) => e.leader), [leaderId, leaderId]);
+    assert.deepEqual(
+      seen.map((e) => e.leader),
+      [leaderId, leaderId],
+    );
     const leader = peers.find((p) => p.id === leaderId)!;
     const follower = peers.find((p) => p.id !== leaderId)!;
     await leader.waitFor((e) => e.event === 'started-leading');

@@ -4,20 +4,11 @@
  * the real CLI (against the real apiserver where one is involved) and is checked the same way.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  apiRequest,
-  freePort,
-  serviceAccountKubeconfig,
-  sharedCluster,
-  spawnGuarded,
-  target,
-  writeKubeconfig,
-  type ClusterInfo,
-} from '../support/cluster.ts';
+import { apiRequest, type ClusterInfo, freePort, serviceAccountKubeconfig, sharedCluster, spawnGuarded, target, writeKubeconfig } from '../support/cluster.ts';
 import { BIN, tempDir, uniqueName } from '../support/leader-run.ts';
 
 const asRoot = process.getuid?.() === 0;
@@ -76,7 +67,10 @@ interface Case {
 
 const kc = () => ['--kubeconfig', f.info.kubeconfigs.admin];
 const envVar = (name: string, value: string) => () => ({ [name]: value });
-const usage = 64, unavailable = 69, noperm = 77, config = 78;
+const usage = 64,
+  unavailable = 69,
+  noperm = 77,
+  config = 78;
 
 const cases: Case[] = [
   // ── Flags → 64 ──────────────────────────────────────────────────────────────────────────
@@ -92,15 +86,60 @@ const cases: Case[] = [
     says: () => ["unknown option '--lock-nme'", 'Did you mean --lock-name?', 'leader-run --help'],
   },
   { name: 'flag without its value', status: usage, args: () => ['--lock-name'], cmd: () => null, says: () => ['--lock-name <name>', 'argument missing'] },
-  { name: '--lease-duration malformed (15x)', status: usage, args: (l) => ['--lock-name', l, '--lease-duration', '15x'], says: () => ['--lease-duration "15x" is not a duration', '15s'] },
-  { name: '--lease-duration bare number', status: usage, args: (l) => ['--lock-name', l, '--lease-duration', '15'], says: () => ['--lease-duration "15" is not a duration'] },
-  { name: '--lease-duration empty', status: usage, args: (l) => ['--lock-name', l, '--lease-duration', ''], says: () => ['--lease-duration "" is not a duration'] },
-  { name: '--lease-duration zero', status: usage, args: (l) => ['--lock-name', l, '--lease-duration', '0s'], says: () => ['--lease-duration must be greater than zero', 'default 15s'] },
-  { name: '--lease-duration negative', status: usage, args: (l) => ['--lock-name', l, '--lease-duration', '-5s'], says: () => ['--lease-duration "-5s" is not a duration'] },
-  { name: '--lease-duration below 1s', status: usage, args: (l) => ['--lock-name', l, '--lease-duration', '500ms'], says: () => ['--lease-duration 500ms is below 1s', 'for example --lease-duration'] },
-  { name: '--retry-period zero', status: usage, args: (l) => ['--lock-name', l, '--retry-period', '0ms'], says: () => ['--retry-period must be greater than zero', 'default 2s'] },
-  { name: '--wait-timeout zero', status: usage, args: (l) => ['--lock-name', l, '--wait-timeout', '0s'], says: () => ['--wait-timeout must be greater than zero', 'leave it out'] },
-  { name: '--startup-timeout malformed', status: usage, args: (l) => ['--lock-name', l, '--startup-timeout', '1 minute'], says: () => ['--startup-timeout "1 minute" is not a duration'] },
+  {
+    name: '--lease-duration malformed (15x)',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--lease-duration', '15x'],
+    says: () => ['--lease-duration "15x" is not a duration', '15s'],
+  },
+  {
+    name: '--lease-duration bare number',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--lease-duration', '15'],
+    says: () => ['--lease-duration "15" is not a duration'],
+  },
+  {
+    name: '--lease-duration empty',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--lease-duration', ''],
+    says: () => ['--lease-duration "" is not a duration'],
+  },
+  {
+    name: '--lease-duration zero',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--lease-duration', '0s'],
+    says: () => ['--lease-duration must be greater than zero', 'default 15s'],
+  },
+  {
+    name: '--lease-duration negative',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--lease-duration', '-5s'],
+    says: () => ['--lease-duration "-5s" is not a duration'],
+  },
+  {
+    name: '--lease-duration below 1s',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--lease-duration', '500ms'],
+    says: () => ['--lease-duration 500ms is below 1s', 'for example --lease-duration'],
+  },
+  {
+    name: '--retry-period zero',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--retry-period', '0ms'],
+    says: () => ['--retry-period must be greater than zero', 'default 2s'],
+  },
+  {
+    name: '--wait-timeout zero',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--wait-timeout', '0s'],
+    says: () => ['--wait-timeout must be greater than zero', 'leave it out'],
+  },
+  {
+    name: '--startup-timeout malformed',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--startup-timeout', '1 minute'],
+    says: () => ['--startup-timeout "1 minute" is not a duration'],
+  },
   {
     name: '--lease-duration equal to --renew-deadline',
     status: usage,
@@ -131,26 +170,96 @@ const cases: Case[] = [
     args: (l) => ['--lock-name', l, '--lease-duration', '4s', '--renew-deadline', '3500ms', '--retry-period', '1s', '--fence-grace', '0s'],
     says: () => ['exceeds --lease-duration 4s', 'the child could outlive the lease', 'for example'],
   },
-  { name: '--lock-name not DNS-1123', status: usage, args: () => ['--lock-name', 'My_Lease'], says: () => ['--lock-name "My_Lease" is not a valid Lease name', 'lowercase'] },
-  { name: '--lock-name too long', status: usage, args: () => ['--lock-name', 'a'.repeat(254)], says: () => ['--lock-name', 'is not a valid Lease name', 'at most 253'] },
-  { name: '--lock-namespace not DNS-1123', status: usage, args: (l) => ['--lock-name', l, '--lock-namespace', 'Team.A'], says: () => ['--lock-namespace "Team.A" is not a valid namespace'] },
-  { name: '--lock-namespace too long', status: usage, args: (l) => ['--lock-name', l, '--lock-namespace', 'n'.repeat(64)], says: () => ['--lock-namespace', 'at most 63'] },
+  {
+    name: '--lock-name not DNS-1123',
+    status: usage,
+    args: () => ['--lock-name', 'My_Lease'],
+    says: () => ['--lock-name "My_Lease" is not a valid Lease name', 'lowercase'],
+  },
+  {
+    name: '--lock-name too long',
+    status: usage,
+    args: () => ['--lock-name', 'a'.repeat(254)],
+    says: () => ['--lock-name', 'is not a valid Lease name', 'at most 253'],
+  },
+  {
+    name: '--lock-namespace not DNS-1123',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--lock-namespace', 'Team.A'],
+    says: () => ['--lock-namespace "Team.A" is not a valid namespace'],
+  },
+  {
+    name: '--lock-namespace too long',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--lock-namespace', 'n'.repeat(64)],
+    says: () => ['--lock-namespace', 'at most 63'],
+  },
   { name: 'empty --id', status: usage, args: (l) => ['--lock-name', l, '--id', ''], says: () => ['--id is empty', 'leave it out'] },
   { name: 'blank --id', status: usage, args: (l) => ['--lock-name', l, '--id', '   '], says: () => ['--id is empty'] },
-  { name: 'unknown --log-format', status: usage, args: (l) => ['--lock-name', l, '--log-format', 'xml'], says: () => ['--log-format "xml" is not a log format', 'text or json'] },
-  { name: '--wait-timeout-exit-code above 255', status: usage, args: (l) => ['--lock-name', l, '--wait-timeout-exit-code', '256'], says: () => ['--wait-timeout-exit-code "256"', '0 to 255'] },
-  { name: '--wait-timeout-exit-code negative', status: usage, args: (l) => ['--lock-name', l, '--wait-timeout-exit-code', '-1'], says: () => ['--wait-timeout-exit-code "-1"', '0 to 255'] },
-  { name: '--wait-timeout-exit-code not a number', status: usage, args: (l) => ['--lock-name', l, '--wait-timeout-exit-code', 'ok'], says: () => ['--wait-timeout-exit-code "ok"', '0 to 255'] },
+  {
+    name: 'unknown --log-format',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--log-format', 'xml'],
+    says: () => ['--log-format "xml" is not a log format', 'text or json'],
+  },
+  {
+    name: '--wait-timeout-exit-code above 255',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--wait-timeout-exit-code', '256'],
+    says: () => ['--wait-timeout-exit-code "256"', '0 to 255'],
+  },
+  {
+    name: '--wait-timeout-exit-code negative',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--wait-timeout-exit-code', '-1'],
+    says: () => ['--wait-timeout-exit-code "-1"', '0 to 255'],
+  },
+  {
+    name: '--wait-timeout-exit-code not a number',
+    status: usage,
+    args: (l) => ['--lock-name', l, '--wait-timeout-exit-code', 'ok'],
+    says: () => ['--wait-timeout-exit-code "ok"', '0 to 255'],
+  },
   { name: '--verbose with --quiet', status: usage, args: (l) => ['--lock-name', l, '-v', '-q'], says: () => ['--verbose and --quiet contradict'] },
   { name: 'empty --kubeconfig', status: usage, args: (l) => ['--lock-name', l, '--kubeconfig', ''], says: () => ['--kubeconfig is empty', 'leave it out'] },
   { name: 'empty --context', status: usage, args: (l) => ['--lock-name', l, '--context', ''], says: () => ['--context is empty'] },
 
   // ── The same mistakes through LEADER_RUN_* → 64, naming the variable ──────────────────
-  { name: 'LEADER_RUN_LOCK_NAME invalid', status: usage, args: () => [], env: envVar('LEADER_RUN_LOCK_NAME', 'Bad_Name'), says: () => ['LEADER_RUN_LOCK_NAME (--lock-name) "Bad_Name" is not a valid Lease name'] },
-  { name: 'LEADER_RUN_LOCK_NAMESPACE invalid', status: usage, args: (l) => ['--lock-name', l], env: envVar('LEADER_RUN_LOCK_NAMESPACE', 'Not_Valid'), says: () => ['LEADER_RUN_LOCK_NAMESPACE (--lock-namespace) "Not_Valid"'] },
-  { name: 'LEADER_RUN_ID empty', status: usage, args: (l) => ['--lock-name', l], env: envVar('LEADER_RUN_ID', ''), says: () => ['LEADER_RUN_ID (--id) is empty'] },
-  { name: 'LEADER_RUN_LEASE_DURATION malformed', status: usage, args: (l) => ['--lock-name', l], env: envVar('LEADER_RUN_LEASE_DURATION', '15x'), says: () => ['LEADER_RUN_LEASE_DURATION (--lease-duration) "15x" is not a duration'] },
-  { name: 'LEADER_RUN_RENEW_DEADLINE zero', status: usage, args: (l) => ['--lock-name', l], env: envVar('LEADER_RUN_RENEW_DEADLINE', '0s'), says: () => ['LEADER_RUN_RENEW_DEADLINE (--renew-deadline) must be greater than zero'] },
+  {
+    name: 'LEADER_RUN_LOCK_NAME invalid',
+    status: usage,
+    args: () => [],
+    env: envVar('LEADER_RUN_LOCK_NAME', 'Bad_Name'),
+    says: () => ['LEADER_RUN_LOCK_NAME (--lock-name) "Bad_Name" is not a valid Lease name'],
+  },
+  {
+    name: 'LEADER_RUN_LOCK_NAMESPACE invalid',
+    status: usage,
+    args: (l) => ['--lock-name', l],
+    env: envVar('LEADER_RUN_LOCK_NAMESPACE', 'Not_Valid'),
+    says: () => ['LEADER_RUN_LOCK_NAMESPACE (--lock-namespace) "Not_Valid"'],
+  },
+  {
+    name: 'LEADER_RUN_ID empty',
+    status: usage,
+    args: (l) => ['--lock-name', l],
+    env: envVar('LEADER_RUN_ID', ''),
+    says: () => ['LEADER_RUN_ID (--id) is empty'],
+  },
+  {
+    name: 'LEADER_RUN_LEASE_DURATION malformed',
+    status: usage,
+    args: (l) => ['--lock-name', l],
+    env: envVar('LEADER_RUN_LEASE_DURATION', '15x'),
+    says: () => ['LEADER_RUN_LEASE_DURATION (--lease-duration) "15x" is not a duration'],
+  },
+  {
+    name: 'LEADER_RUN_RENEW_DEADLINE zero',
+    status: usage,
+    args: (l) => ['--lock-name', l],
+    env: envVar('LEADER_RUN_RENEW_DEADLINE', '0s'),
+    says: () => ['LEADER_RUN_RENEW_DEADLINE (--renew-deadline) must be greater than zero'],
+  },
   {
     name: 'LEADER_RUN_LEASE_DURATION not above the renew deadline',
     status: usage,
@@ -172,7 +281,13 @@ const cases: Case[] = [
     env: envVar('LEADER_RUN_FENCE_GRACE', '5s'),
     says: () => ['LEADER_RUN_FENCE_GRACE (--fence-grace) 5s', 'exceeds --lease-duration 15s'],
   },
-  { name: 'LEADER_RUN_LOG_FORMAT unknown', status: usage, args: (l) => ['--lock-name', l], env: envVar('LEADER_RUN_LOG_FORMAT', 'yaml'), says: () => ['LEADER_RUN_LOG_FORMAT (--log-format) "yaml"'] },
+  {
+    name: 'LEADER_RUN_LOG_FORMAT unknown',
+    status: usage,
+    args: (l) => ['--lock-name', l],
+    env: envVar('LEADER_RUN_LOG_FORMAT', 'yaml'),
+    says: () => ['LEADER_RUN_LOG_FORMAT (--log-format) "yaml"'],
+  },
   {
     name: 'LEADER_RUN_WAIT_TIMEOUT_EXIT_CODE out of range',
     status: usage,
@@ -180,7 +295,13 @@ const cases: Case[] = [
     env: envVar('LEADER_RUN_WAIT_TIMEOUT_EXIT_CODE', '300'),
     says: () => ['LEADER_RUN_WAIT_TIMEOUT_EXIT_CODE (--wait-timeout-exit-code) "300"', '0 to 255'],
   },
-  { name: 'LEADER_RUN_SHELL not a boolean', status: usage, args: (l) => ['--lock-name', l], env: envVar('LEADER_RUN_SHELL', 'maybe'), says: () => ['LEADER_RUN_SHELL="maybe" is not a boolean'] },
+  {
+    name: 'LEADER_RUN_SHELL not a boolean',
+    status: usage,
+    args: (l) => ['--lock-name', l],
+    env: envVar('LEADER_RUN_SHELL', 'maybe'),
+    says: () => ['LEADER_RUN_SHELL="maybe" is not a boolean'],
+  },
   {
     name: 'LEADER_RUN_VERBOSE with LEADER_RUN_QUIET',
     status: usage,
@@ -188,11 +309,28 @@ const cases: Case[] = [
     env: () => ({ LEADER_RUN_VERBOSE: 'true', LEADER_RUN_QUIET: '1' }),
     says: () => ['LEADER_RUN_VERBOSE (--verbose) and LEADER_RUN_QUIET (--quiet) contradict'],
   },
-  { name: 'LEADER_RUN_KUBECONFIG empty', status: usage, args: (l) => ['--lock-name', l], env: envVar('LEADER_RUN_KUBECONFIG', ''), says: () => ['LEADER_RUN_KUBECONFIG (--kubeconfig) is empty'] },
+  {
+    name: 'LEADER_RUN_KUBECONFIG empty',
+    status: usage,
+    args: (l) => ['--lock-name', l],
+    env: envVar('LEADER_RUN_KUBECONFIG', ''),
+    says: () => ['LEADER_RUN_KUBECONFIG (--kubeconfig) is empty'],
+  },
 
   // ── Configuration → 78 ──────────────────────────────────────────────────────────────────
-  { name: '--kubeconfig names a missing file', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.missing], says: () => ['--kubeconfig', f.missing, 'does not exist'] },
-  { name: 'KUBECONFIG names a missing file', status: config, args: (l) => ['--lock-name', l], env: () => ({ KUBECONFIG: f.missing }), says: () => ['KUBECONFIG names', f.missing, 'none of them exists'] },
+  {
+    name: '--kubeconfig names a missing file',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.missing],
+    says: () => ['--kubeconfig', f.missing, 'does not exist'],
+  },
+  {
+    name: 'KUBECONFIG names a missing file',
+    status: config,
+    args: (l) => ['--lock-name', l],
+    env: () => ({ KUBECONFIG: f.missing }),
+    says: () => ['KUBECONFIG names', f.missing, 'none of them exists'],
+  },
   {
     name: 'LEADER_RUN_KUBECONFIG names a missing file',
     status: config,
@@ -222,16 +360,36 @@ const cases: Case[] = [
     args: (l) => ['--lock-name', l, '--kubeconfig', f.behindLockedDir],
     says: () => ['--kubeconfig', f.behindLockedDir, 'permission denied'],
   },
-  { name: '--kubeconfig is a directory', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.dir], says: () => ['--kubeconfig', f.dir, 'is a directory'] },
-  { name: 'invalid YAML', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.badYaml], says: () => ['--kubeconfig', f.badYaml, 'is not a valid kubeconfig'] },
-  { name: 'YAML that is not a kubeconfig', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.notKubeconfig], says: () => [f.notKubeconfig, 'defines no contexts'] },
+  {
+    name: '--kubeconfig is a directory',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.dir],
+    says: () => ['--kubeconfig', f.dir, 'is a directory'],
+  },
+  {
+    name: 'invalid YAML',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.badYaml],
+    says: () => ['--kubeconfig', f.badYaml, 'is not a valid kubeconfig'],
+  },
+  {
+    name: 'YAML that is not a kubeconfig',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.notKubeconfig],
+    says: () => [f.notKubeconfig, 'defines no contexts'],
+  },
   {
     name: 'no current-context',
     status: config,
     args: (l) => ['--lock-name', l, '--kubeconfig', f.noCurrentContext],
     says: () => [f.noCurrentContext, 'has no current-context', 'pass --context'],
   },
-  { name: '--context that does not exist', status: config, args: (l) => [...kc(), '--lock-name', l, '--context', 'nope'], says: () => ['--context "nope" is not in', 'its contexts are: leader-run-test'] },
+  {
+    name: '--context that does not exist',
+    status: config,
+    args: (l) => [...kc(), '--lock-name', l, '--context', 'nope'],
+    says: () => ['--context "nope" is not in', 'its contexts are: leader-run-test'],
+  },
   {
     name: 'LEADER_RUN_CONTEXT that does not exist',
     status: config,
@@ -239,24 +397,54 @@ const cases: Case[] = [
     env: envVar('LEADER_RUN_CONTEXT', 'nope'),
     says: () => ['LEADER_RUN_CONTEXT (--context) "nope" is not in'],
   },
-  { name: 'context names a missing cluster', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.missingCluster], says: () => [f.missingCluster, 'names cluster "ghost", which is not defined'] },
-  { name: 'context names a missing user', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.missingUser], says: () => [f.missingUser, 'names user "ghost", which is not defined'] },
+  {
+    name: 'context names a missing cluster',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.missingCluster],
+    says: () => [f.missingCluster, 'names cluster "ghost", which is not defined'],
+  },
+  {
+    name: 'context names a missing user',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.missingUser],
+    says: () => [f.missingUser, 'names user "ghost", which is not defined'],
+  },
   {
     name: 'certificate-authority file missing',
     status: config,
     args: (l) => ['--lock-name', l, '--kubeconfig', f.missingCa],
     says: () => [f.missingCa, 'certificate-authority file', 'does not exist', 'fix the path'],
   },
-  { name: 'certificate-authority is a directory', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.caIsDir], says: () => [f.caIsDir, 'certificate-authority file', 'is a directory'] },
+  {
+    name: 'certificate-authority is a directory',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.caIsDir],
+    says: () => [f.caIsDir, 'certificate-authority file', 'is a directory'],
+  },
   {
     name: 'client-certificate file missing',
     status: config,
     args: (l) => ['--lock-name', l, '--kubeconfig', f.missingClientCert],
     says: () => [f.missingClientCert, 'client-certificate file', 'does not exist'],
   },
-  { name: 'server is not a URL', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.serverNotUrl], says: () => [f.serverNotUrl, '"not a url", which is not a URL'] },
-  { name: 'server is not http(s)', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.serverFtp], says: () => [f.serverFtp, 'must be an https:// URL'] },
-  { name: 'server is plain http without skip-verify', status: config, args: (l) => ['--lock-name', l, '--kubeconfig', f.serverPlainHttp], says: () => [f.serverPlainHttp, 'plain http://', 'insecure-skip-tls-verify'] },
+  {
+    name: 'server is not a URL',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.serverNotUrl],
+    says: () => [f.serverNotUrl, '"not a url", which is not a URL'],
+  },
+  {
+    name: 'server is not http(s)',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.serverFtp],
+    says: () => [f.serverFtp, 'must be an https:// URL'],
+  },
+  {
+    name: 'server is plain http without skip-verify',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.serverPlainHttp],
+    says: () => [f.serverPlainHttp, 'plain http://', 'insecure-skip-tls-verify'],
+  },
   {
     name: 'no configuration at all',
     status: config,
@@ -270,7 +458,7 @@ const cases: Case[] = [
     status: config,
     server: true,
     args: (l) => ['--lock-name', l, '--kubeconfig', f.otherCa],
-    says: (l) => [`get Lease default/${l}`, "TLS certificate did not verify", 'certificate-authority'],
+    says: (l) => [`get Lease default/${l}`, 'TLS certificate did not verify', 'certificate-authority'],
   },
   {
     name: '401: the token is not accepted',
@@ -299,7 +487,11 @@ const cases: Case[] = [
     status: noperm,
     server: true,
     args: (l) => ['--lock-name', l, '--kubeconfig', f.getOnly],
-    says: (l) => [`create Lease default/${l}: HTTP 403`, 'missing permission: create on leases (coordination.k8s.io) in namespace default', 'examples/rbac.yaml'],
+    says: (l) => [
+      `create Lease default/${l}: HTTP 403`,
+      'missing permission: create on leases (coordination.k8s.io) in namespace default',
+      'examples/rbac.yaml',
+    ],
   },
   {
     name: "the kubeconfig context's namespace not found",
@@ -322,7 +514,22 @@ const cases: Case[] = [
     status: unavailable,
     server: true,
     retried: /connection refused by 127\.0\.0\.1:\d+; is the API server running/,
-    args: (l) => ['--lock-name', l, '--kubeconfig', f.refused, '--startup-timeout', '2s', '--retry-period', '500ms', '--renew-deadline', '2s', '--lease-duration', '4s', '--fence-grace', '500ms'],
+    args: (l) => [
+      '--lock-name',
+      l,
+      '--kubeconfig',
+      f.refused,
+      '--startup-timeout',
+      '2s',
+      '--retry-period',
+      '500ms',
+      '--renew-deadline',
+      '2s',
+      '--lease-duration',
+      '4s',
+      '--fence-grace',
+      '500ms',
+    ],
     says: () => ['API server unreachable for 2s (--startup-timeout)', 'https://127.0.0.1:'],
   },
   {
@@ -330,14 +537,47 @@ const cases: Case[] = [
     status: unavailable,
     server: true,
     retried: /DNS lookup of no-such-host\.invalid failed \(E\w+\); check the server address/,
-    args: (l) => ['--lock-name', l, '--kubeconfig', f.noDns, '--startup-timeout', '2s', '--retry-period', '500ms', '--renew-deadline', '2s', '--lease-duration', '4s', '--fence-grace', '500ms'],
+    args: (l) => [
+      '--lock-name',
+      l,
+      '--kubeconfig',
+      f.noDns,
+      '--startup-timeout',
+      '2s',
+      '--retry-period',
+      '500ms',
+      '--renew-deadline',
+      '2s',
+      '--lease-duration',
+      '4s',
+      '--fence-grace',
+      '500ms',
+    ],
     says: () => ['API server unreachable for 2s (--startup-timeout)', 'https://no-such-host.invalid:6443'],
   },
 
   // ── The command: checked before any request ─────────────────────────────────────────────
-  { name: 'command not found in PATH', status: 127, args: (l) => [...kc(), '--lock-name', l], cmd: () => ['no-such-command-xyz'], says: () => ['no-such-command-xyz: command not found in PATH', 'full path'] },
-  { name: 'command path does not exist', status: 127, args: (l) => [...kc(), '--lock-name', l], cmd: () => ['./no-such-file'], says: () => ['./no-such-file: no such file'] },
-  { name: 'command not executable', status: 126, args: (l) => [...kc(), '--lock-name', l], cmd: () => [f.notExecutable], says: () => [f.notExecutable, 'not executable', 'chmod +x'] },
+  {
+    name: 'command not found in PATH',
+    status: 127,
+    args: (l) => [...kc(), '--lock-name', l],
+    cmd: () => ['no-such-command-xyz'],
+    says: () => ['no-such-command-xyz: command not found in PATH', 'full path'],
+  },
+  {
+    name: 'command path does not exist',
+    status: 127,
+    args: (l) => [...kc(), '--lock-name', l],
+    cmd: () => ['./no-such-file'],
+    says: () => ['./no-such-file: no such file'],
+  },
+  {
+    name: 'command not executable',
+    status: 126,
+    args: (l) => [...kc(), '--lock-name', l],
+    cmd: () => [f.notExecutable],
+    says: () => [f.notExecutable, 'not executable', 'chmod +x'],
+  },
   { name: 'command is a directory', status: 126, args: (l) => [...kc(), '--lock-name', l], cmd: () => [f.dir], says: () => [f.dir, 'is a directory'] },
   {
     name: 'bad command is reported before a bad kubeconfig is loaded',
@@ -372,7 +612,8 @@ function runCli(args: string[], opts: { env?: Record<string, string>; unprivileg
   } else {
     proc = spawnGuarded(node, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   }
-  let stdout = '', stderr = '';
+  let stdout = '',
+    stderr = '';
   proc.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   proc.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
@@ -385,7 +626,7 @@ function runCli(args: string[], opts: { env?: Record<string, string>; unprivileg
 }
 
 const ERROR_LINE = /^(\S+Z ERROR leader-run: |leader-run: )\S/;
-const WARN_LINE = /^\S+Z WARN  leader-run: \S/;
+const WARN_LINE = /^\S+Z WARN {2}leader-run: \S/;
 
 async function leaseStatus(namespace: string, name: string): Promise<number> {
   return (await apiRequest(target(f.info, 'admin'), 'GET', `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name}`)).status;
@@ -396,7 +637,11 @@ before(async () => {
   const dir = tempDir();
   fs.chmodSync(dir, 0o755); // the unprivileged cases must reach their files
   const at = (name: string) => path.join(dir, name);
-  const write = (name: string, text: string, mode = 0o644) => (fs.writeFileSync(at(name), text, { mode }), fs.chmodSync(at(name), mode), at(name));
+  const write = (name: string, text: string, mode = 0o644) => {
+    fs.writeFileSync(at(name), text, { mode });
+    fs.chmodSync(at(name), mode);
+    return at(name);
+  };
   const yaml = (o: { cluster?: string; user?: string; server?: string; ca?: string; userBody?: string; current?: boolean; namespace?: string }) =>
     [
       'apiVersion: v1',
@@ -428,7 +673,23 @@ before(async () => {
   // A CA that did not sign the apiserver's certificate: a fresh self-signed one when openssl
   // is here (node:crypto cannot issue certificates), else any public root from the system.
   let otherCaFile = at('other-ca.crt');
-  const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', at('other-ca.key'), '-out', otherCaFile, '-days', '1', '-subj', '/CN=not-the-cluster-ca']);
+  const ssl = spawnSync('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    at('other-ca.key'),
+    '-out',
+    otherCaFile,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=not-the-cluster-ca',
+  ]);
   if (ssl.status !== 0) otherCaFile = '/etc/ssl/certs/ca-certificates.crt';
   assert.ok(fs.existsSync(otherCaFile), 'need openssl or a system CA bundle for the TLS case');
 
@@ -439,7 +700,7 @@ before(async () => {
     home: at('home'),
     markers: at('markers'),
     missing: at('missing.kubeconfig'),
-    unreadable: (fs.copyFileSync(info.kubeconfigs.admin, at('unreadable')), fs.chmodSync(at('unreadable'), 0o000), at('unreadable')),
+    unreadable: write('unreadable', fs.readFileSync(info.kubeconfigs.admin, 'utf8'), 0o000),
     behindLockedDir,
     badYaml: write('bad-yaml', 'clusters: [\n  - : :\n'),
     notKubeconfig: write('not-kubeconfig', 'just a string\n'),
@@ -448,13 +709,18 @@ before(async () => {
     missingUser: write('missing-user', yaml({ user: 'ghost' })),
     missingCa: write('missing-ca', yaml({ ca: at('no-such-ca.crt') })),
     caIsDir: write('ca-is-dir', yaml({ ca: dir })),
-    missingClientCert: write('missing-client-cert', yaml({ userBody: `{client-certificate: ${JSON.stringify(at('no.crt'))}, client-key: ${JSON.stringify(at('no.key'))}}` })),
+    missingClientCert: write(
+      'missing-client-cert',
+      yaml({ userBody: `{client-certificate: ${JSON.stringify(at('no.crt'))}, client-key: ${JSON.stringify(at('no.key'))}}` }),
+    ),
     serverNotUrl: write('server-not-url', yaml({ server: 'not a url' })),
     serverFtp: write('server-ftp', yaml({ server: 'ftp://127.0.0.1:21' })),
     serverPlainHttp: write('server-plain-http', yaml({ server: `http://127.0.0.1:${info.apiserverPort}` })),
     contextNamespaceMissing: write('context-namespace-missing', yaml({ namespace: 'no-such-context-namespace' })),
     // May read Leases but not create them: the refusal must name the verb that was missing.
-    getOnly: await serviceAccountKubeconfig(info, 'leader-run-errors-get-only', [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] }]),
+    getOnly: await serviceAccountKubeconfig(info, 'leader-run-errors-get-only', [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] },
+    ]),
     otherCa: writeKubeconfig(info, `${tag}-other-ca`, { user: 'admin', caFile: otherCaFile }),
     badToken: writeKubeconfig(info, `${tag}-bad-token`, { user: { token: 'not-a-valid-token' } }),
     refused: writeKubeconfig(info, `${tag}-refused`, { user: 'admin', server: `https://127.0.0.1:${await freePort()}` }),
@@ -518,7 +784,16 @@ describe('bad input: one clear line, the documented status, nothing started or w
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stderr, '');
       assert.match(r.stdout, /^Usage: leader-run \[options\] -- <command> \[args\.\.\.\]/);
-      for (const s of ['--lock-name', '--lease-duration', '--kubeconfig', '--wait-timeout-exit-code', 'LEADER_RUN_LOCK_NAME', 'Examples:', 'leader-run --lock-name nightly-report -- node job.js', '64 bad usage'])
+      for (const s of [
+        '--lock-name',
+        '--lease-duration',
+        '--kubeconfig',
+        '--wait-timeout-exit-code',
+        'LEADER_RUN_LOCK_NAME',
+        'Examples:',
+        'leader-run --lock-name nightly-report -- node job.js',
+        '64 bad usage',
+      ])
         assert.ok(r.stdout.includes(s), `help mentions ${s}`);
     });
   }

@@ -5,20 +5,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { apiRequest, FaultProxy, leasePath, readLease, sharedCluster, target, updateLease, writeKubeconfig, type ClusterInfo } from '../support/cluster.ts';
-import {
-  FAST,
-  FAST_D_MS,
-  LeaderRun,
-  alive,
-  overlaps,
-  readLedger,
-  started,
-  tempDir,
-  uniqueName,
-  until,
-  workerCmd,
-} from '../support/leader-run.ts';
+import { apiRequest, type ClusterInfo, FaultProxy, leasePath, readLease, sharedCluster, target, updateLease, writeKubeconfig } from '../support/cluster.ts';
+import { alive, FAST, FAST_D_MS, LeaderRun, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
 
 const R_MS = 2000;
 const G_MS = 500;
@@ -45,7 +33,11 @@ async function viaProxy(info: ClusterInfo): Promise<{ proxy: FaultProxy; kubecon
 
 /** Wall time of the last sign of life of every process in the ledger with this name. */
 function lastSign(ledger: string, pid: number): number {
-  return Math.max(...readLedger(ledger).filter((l) => l.pid === pid).map((l) => l.wall));
+  return Math.max(
+    ...readLedger(ledger)
+      .filter((l) => l.pid === pid)
+      .map((l) => l.wall),
+  );
 }
 
 describe('fencing', () => {
@@ -117,8 +109,16 @@ describe('fencing', () => {
     const name = uniqueName('slow-stop');
     const ledger = path.join(tempDir(), 'ledger');
     const a = start([
-      '--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a', ...FAST,
-      '--shutdown-grace', '20s', ...workerCmd(ledger, '--term-delay', String(FAST_D_MS + 2500)),
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      ...FAST,
+      '--shutdown-grace',
+      '20s',
+      ...workerCmd(ledger, '--term-delay', String(FAST_D_MS + 2500)),
     ]);
     const [child] = await started(ledger, 1);
     const b = start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'b', ...FAST, ...workerCmd(ledger)]);
@@ -202,7 +202,16 @@ describe('fencing', () => {
     const info = await sharedCluster();
     const name = uniqueName('deleted');
     const ledger = path.join(tempDir(), 'ledger');
-    const a = start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a', ...FAST, ...workerCmd(ledger, '--ignore-term', '--grandchildren', '2')]);
+    const a = start([
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      ...FAST,
+      ...workerCmd(ledger, '--ignore-term', '--grandchildren', '2'),
+    ]);
     const [old] = await started(ledger, 1);
     const b = start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'b', ...FAST, ...workerCmd(ledger)]);
     await b.waitFor('new-leader');
@@ -229,7 +238,10 @@ describe('fencing', () => {
     a.signal('SIGINT');
     // The worker ignores SIGINT; the shutdown grace then ends it with SIGKILL.
     assert.equal(await a.exitCode(), 137);
-    assert.ok(readLedger(ledger).some((l) => l.ev === 'signal' && l['signal'] === 'SIGINT'), 'SIGINT was passed on');
+    assert.ok(
+      readLedger(ledger).some((l) => l.ev === 'signal' && l['signal'] === 'SIGINT'),
+      'SIGINT was passed on',
+    );
   });
 });
 
@@ -243,26 +255,71 @@ describe('as PID 1 of a PID namespace (a container without an init)', () => {
     // Two orphans: each inner shell backgrounds a short sleep and exits at once.
     const script = `sh -c "sleep 0.3 &"; sh -c "sleep 0.3 &"; exec "${process.execPath}" "${WORKER}" --ledger "${ledger}"`;
     // --kill-child: should unshare die, the kernel kills the whole namespace with it.
-    const u = spawnGuarded('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', process.execPath, BIN, '--kubeconfig', info.kubeconfigs.candidate,
-      '--lock-name', name, ...FAST, '--', '/bin/sh', '-c', script], { stdio: 'ignore' });
+    const u = spawnGuarded(
+      'unshare',
+      [
+        '--pid',
+        '--fork',
+        '--kill-child',
+        '--mount-proc',
+        process.execPath,
+        BIN,
+        '--kubeconfig',
+        info.kubeconfigs.candidate,
+        '--lock-name',
+        name,
+        ...FAST,
+        '--',
+        '/bin/sh',
+        '-c',
+        script,
+      ],
+      { stdio: 'ignore' },
+    );
     const exited = new Promise<number | null>((r) => u.on('exit', (code) => r(code)));
     cleanup.push(() => u.kill('SIGKILL'));
     await started(ledger, 1);
     await new Promise((r) => setTimeout(r, 1000));
     const { readFileSync, readdirSync } = await import('node:fs');
-    const stat = (pid: number) => { const s = readFileSync(`/proc/${pid}/stat`, 'latin1'); return s.slice(s.lastIndexOf(')') + 2).split(' '); };
-    const childrenOf = (ppid: number) => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((p) => { try { return Number(stat(p)[1]) === ppid; } catch { return false; } });
+    const stat = (pid: number) => {
+      const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      return s.slice(s.lastIndexOf(')') + 2).split(' ');
+    };
+    const childrenOf = (ppid: number) =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .map(Number)
+        .filter((p) => {
+          try {
+            return Number(stat(p)[1]) === ppid;
+          } catch {
+            return false;
+          }
+        });
     // The namespace's PID 1, as seen from here: the child of unshare whose inner pid is 1.
     const init = childrenOf(u.pid!).find((p) => /^NSpid:\s+\d+\s+1$/m.test(readFileSync(`/proc/${p}/status`, 'utf8')));
     assert.ok(init, 'unshare forked the namespace init');
-    cleanup.push(() => { try { process.kill(init, 'SIGKILL'); } catch {} });
-    const zombies = childrenOf(init).filter((p) => { try { return stat(p)[0] === 'Z'; } catch { return false; } });
+    cleanup.push(() => {
+      try {
+        process.kill(init, 'SIGKILL');
+      } catch {}
+    });
+    const zombies = childrenOf(init).filter((p) => {
+      try {
+        return stat(p)[0] === 'Z';
+      } catch {
+        return false;
+      }
+    });
     assert.deepEqual(zombies, [], 'orphans re-parented to PID 1 were reaped');
     process.kill(init, 'SIGTERM'); // what the kubelet sends a container
     const timeout = new Promise<string>((r) => setTimeout(() => r('no exit within 20s'), 20_000).unref());
     assert.equal(await Promise.race([exited, timeout]), 143, "the child's status after our SIGTERM");
     const lines = readLedger(ledger);
-    assert.ok(lines.some((l) => l.ev === 'sigterm'), 'the child got SIGTERM');
+    assert.ok(
+      lines.some((l) => l.ev === 'sigterm'),
+      'the child got SIGTERM',
+    );
     const lease = await readLease(info, name);
     assert.equal(lease?.spec['holderIdentity'] ?? '', '', 'the Lease was released');
   });

@@ -2,21 +2,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { LeaderPeer, readLease, sharedCluster, type ClusterInfo } from '../support/cluster.ts';
-import {
-  FAST,
-  FAST_D_MS,
-  LeaderRun,
-  alive,
-  intervals,
-  overlaps,
-  readLedger,
-  started,
-  tempDir,
-  uniqueName,
-  until,
-  workerCmd,
-} from '../support/leader-run.ts';
+import { type ClusterInfo, LeaderPeer, readLease, sharedCluster } from '../support/cluster.ts';
+import { alive, FAST, FAST_D_MS, intervals, LeaderRun, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
 
 const running: LeaderRun[] = [];
 const peers: LeaderPeer[] = [];
@@ -61,7 +48,10 @@ describe('leader-run', () => {
     assert.equal(await leader.exitCode(), 143, "the child's status: killed by our SIGTERM");
     const lines = readLedger(ledger);
     const child = lines.find((l) => l.ev === 'start')!;
-    assert.ok(lines.some((l) => l.ev === 'sigterm' && l.pid === child.pid), 'the child received SIGTERM');
+    assert.ok(
+      lines.some((l) => l.ev === 'sigterm' && l.pid === child.pid),
+      'the child received SIGTERM',
+    );
     const stop = lines.find((l) => l.ev === 'stop' && l.pid === child.pid)!;
     const released = await leader.waitFor('released');
     assert.ok(stop.wall <= Date.parse(released.time), 'the child was gone before the Lease was released');
@@ -110,7 +100,7 @@ describe('leader-run', () => {
     const lr = leaderRun(info, name, 'args', ledger, '--exit-after', '10', '--name', 'x', ...odd);
     assert.equal(await lr.exitCode(), 0);
     const start = readLedger(ledger).find((l) => l.ev === 'start');
-    assert.deepEqual((start?.['args'] as string[]).slice(-odd.length), odd);
+    assert.deepEqual(((start?.['args'] ?? []) as string[]).slice(-odd.length), odd);
   });
 
   it('runs the command through /bin/sh -c with --shell', async () => {
@@ -136,7 +126,9 @@ describe('interoperability with client-go', () => {
     await lr.exitCode();
     const goLead = await peer.waitFor((e) => e.event === 'started-leading');
     const lrChild = intervals(readLedger(ledger))[0]!;
-    const lrStop = readLedger(ledger).filter((l) => l.pid === lrChild.pid).at(-1)!;
+    const lrStop = readLedger(ledger)
+      .filter((l) => l.pid === lrChild.pid)
+      .at(-1)!;
     assert.ok(goLead.ms >= lrStop.wall, 'client-go led only after our child was gone');
 
     // And back: client-go releases on SIGTERM; leader-run takes the released record.
@@ -180,7 +172,9 @@ describe('interoperability with client-go', () => {
     await lr.exited;
     const goLead = await peer2.waitFor((e) => e.event === 'started-leading', 30_000);
     await until(() => !alive(start.pid), 5_000, "the killed leader's child to be gone");
-    const lastBeat = readLedger(ledger).filter((l) => l.pid === start.pid).at(-1)!;
+    const lastBeat = readLedger(ledger)
+      .filter((l) => l.pid === start.pid)
+      .at(-1)!;
     assert.ok(goLead.ms > lastBeat.wall, 'client-go led only after our child was gone');
     peer2.kill('SIGTERM');
     await peer2.exited;

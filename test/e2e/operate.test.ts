@@ -12,15 +12,15 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
   apiRequest,
+  type ClusterInfo,
   FaultProxy,
   freePort,
+  type PolicyRule,
   serviceAccountKubeconfig,
   sharedCluster,
   spawnGuarded,
   target,
   writeKubeconfig,
-  type ClusterInfo,
-  type PolicyRule,
 } from '../support/cluster.ts';
 import { BIN, FAST, LeaderRun, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
 
@@ -83,6 +83,7 @@ function statusCmd(args: string[], env: NodeJS.ProcessEnv = {}): { status: numbe
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the test reads whatever the API returns
 async function leaseOf(info: ClusterInfo, name: string): Promise<{ status: number; body: any }> {
   return apiRequest(target(info, 'admin'), 'GET', `/apis/coordination.k8s.io/v1/namespaces/default/leases/${name}`);
 }
@@ -101,15 +102,23 @@ describe('HTTP endpoints', () => {
     assert.match(aAddr, /^127\.0\.0\.1:\d+$/);
 
     const aLeader = JSON.parse((await get(aAddr, '/leader')).text);
-    assert.deepEqual({ ...aLeader, since: typeof aLeader.since }, { lease: `default/${name}`, holder: 'a', self: 'a', leading: true, since: 'string', transitions: 0 });
+    assert.deepEqual(
+      { ...aLeader, since: typeof aLeader.since },
+      { lease: `default/${name}`, holder: 'a', self: 'a', leading: true, since: 'string', transitions: 0 },
+    );
     assert.match(aLeader.since, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     const bLeader = JSON.parse((await get(bAddr, '/leader')).text);
     assert.deepEqual(bLeader, { ...aLeader, self: 'b', leading: false }, 'the standby knows who leads');
     for (const addr of [aAddr, bAddr])
-      for (const p of ['/healthz', '/readyz']) assert.deepEqual(await get(addr, p), { status: 200, text: 'ok\n', type: 'text/plain; charset=utf-8' }, `${addr}${p}`);
+      for (const p of ['/healthz', '/readyz'])
+        assert.deepEqual(await get(addr, p), { status: 200, text: 'ok\n', type: 'text/plain; charset=utf-8' }, `${addr}${p}`);
 
     let m = '';
-    await until(async () => (sample((m = (await get(aAddr, '/metrics')).text), 'leader_run_renew_duration_seconds_count') ?? 0) >= 1, 5_000, 'a renewal in the metrics');
+    await until(
+      async () => (sample((m = (await get(aAddr, '/metrics')).text), 'leader_run_renew_duration_seconds_count') ?? 0) >= 1,
+      5_000,
+      'a renewal in the metrics',
+    );
     assert.match((await get(aAddr, '/metrics')).type, /^text\/plain; version=0\.0\.4/);
     assert.equal(sample(m, `leader_election_master_status{name="${name}"}`), 1);
     assert.equal(sample(m, 'leader_run_leader_transitions_total'), 1);
@@ -144,7 +153,18 @@ describe('HTTP endpoints', () => {
   it('/healthz fails after the event loop was stuck for half the renew deadline, then recovers', async () => {
     const info = await sharedCluster();
     const ledger = path.join(tempDir(), 'ledger');
-    const lr = leaderRun(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', uniqueName('stall'), '--id', 'stall', '--http-addr', '127.0.0.1:0', ...ROOMY, ...workerCmd(ledger)]);
+    const lr = leaderRun([
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      uniqueName('stall'),
+      '--id',
+      'stall',
+      '--http-addr',
+      '127.0.0.1:0',
+      ...ROOMY,
+      ...workerCmd(ledger),
+    ]);
     await lr.waitFor('child-started');
     const addr = await addressOf(lr);
     assert.equal((await get(addr, '/healthz')).status, 200);
@@ -187,10 +207,17 @@ describe('HTTP endpoints', () => {
   it('refuses a malformed --http-addr (64) and a port in use (78) before writing any Lease', async () => {
     const info = await sharedCluster();
     const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-      spawnSync(process.execPath, [BIN, '--kubeconfig', info.kubeconfigs.candidate, ...args, '--', 'true'], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, ...env } });
+      spawnSync(process.execPath, [BIN, '--kubeconfig', info.kubeconfigs.candidate, ...args, '--', 'true'], {
+        encoding: 'utf8',
+        timeout: 30_000,
+        env: { ...process.env, ...env },
+      });
     const bad = run(['--lock-name', uniqueName('addr'), '--http-addr', 'localhost']);
     assert.equal(bad.status, 64);
-    assert.equal(bad.stderr, 'leader-run: --http-addr "localhost" is not HOST:PORT; write it like 127.0.0.1:9090, [::1]:9090 or :9090 (port 0: any free port)\n');
+    assert.equal(
+      bad.stderr,
+      'leader-run: --http-addr "localhost" is not HOST:PORT; write it like 127.0.0.1:9090, [::1]:9090 or :9090 (port 0: any free port)\n',
+    );
     const badEnv = run(['--lock-name', uniqueName('addr')], { LEADER_RUN_HTTP_ADDR: '127.0.0.1:http' });
     assert.equal(badEnv.status, 64);
     assert.match(badEnv.stderr, /^leader-run: LEADER_RUN_HTTP_ADDR \(--http-addr\) "127.0.0.1:http" is not HOST:PORT/);
@@ -250,14 +277,23 @@ describe('leader-run status', () => {
     const stale = uniqueName('stale');
     await apiRequest(target(info, 'admin'), 'POST', '/apis/coordination.k8s.io/v1/namespaces/default/leases', {
       metadata: { name: stale },
-      spec: { holderIdentity: 'gone', leaseDurationSeconds: 15, acquireTime: '2026-01-01T00:00:00.000000Z', renewTime: '2026-01-01T00:00:10.000000Z', leaseTransitions: 7 },
+      spec: {
+        holderIdentity: 'gone',
+        leaseDurationSeconds: 15,
+        acquireTime: '2026-01-01T00:00:00.000000Z',
+        renewTime: '2026-01-01T00:00:10.000000Z',
+        leaseTransitions: 7,
+      },
     });
     const expired = statusCmd([...kc, '--lock-name', stale]);
     assert.match(expired.stdout.split('\n')[1] ?? '', new RegExp(`^default/${stale}\\s+gone\\s+\\d+d\\d*h?\\s+\\d+d\\d*h? ago\\s+expired\\s+7\\s`));
 
     const missing = statusCmd([...kc, '--lock-name', uniqueName('absent')]);
     assert.equal(missing.status, 1);
-    assert.match(missing.stderr, /^leader-run status: Lease default\/absent-\S+ does not exist: nobody has campaigned for it yet, or --lock-name \/ --lock-namespace is wrong\n$/);
+    assert.match(
+      missing.stderr,
+      /^leader-run status: Lease default\/absent-\S+ does not exist: nobody has campaigned for it yet, or --lock-name \/ --lock-namespace is wrong\n$/,
+    );
     assert.equal(missing.stdout, '');
 
     const forbidden = statusCmd(['--kubeconfig', info.kubeconfigs.nobody, '--lock-name', name]);
@@ -266,7 +302,12 @@ describe('leader-run status', () => {
     const noConfig = statusCmd(['--kubeconfig', path.join(tempDir(), 'missing'), '--lock-name', name]);
     assert.equal(noConfig.status, 78);
     assert.match(noConfig.stderr, /^leader-run status: --kubeconfig: \S+ does not exist/);
-    const refused = statusCmd(['--kubeconfig', writeKubeconfig(info, uniqueName('refused'), { user: 'candidate', server: `https://127.0.0.1:${await freePort()}` }), '--lock-name', name]);
+    const refused = statusCmd([
+      '--kubeconfig',
+      writeKubeconfig(info, uniqueName('refused'), { user: 'candidate', server: `https://127.0.0.1:${await freePort()}` }),
+      '--lock-name',
+      name,
+    ]);
     assert.equal(refused.status, 69);
     assert.match(refused.stderr, /API server unreachable: get Lease .*connection refused/);
     const usage = statusCmd(['--lock-name', name, '-o', 'yaml']);
@@ -298,13 +339,26 @@ describe('leader-run status', () => {
     assert.equal(JSON.parse(json.lines[0] ?? '').state, 'absent');
 
     const ledger = path.join(tempDir(), 'ledger');
-    const lr = leaderRun(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'w-a', ...FAST, ...workerCmd(ledger, '--exit-after', '3000')]);
+    const lr = leaderRun([
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'w-a',
+      ...FAST,
+      ...workerCmd(ledger, '--exit-after', '3000'),
+    ]);
     assert.equal(await lr.exitCode(), 0);
     await until(() => json.lines.some((l) => JSON.parse(l).state === 'released'), 10_000, 'the release to be shown');
     const states = json.lines.map((l) => JSON.parse(l) as { state: string; holder: string | null });
     assert.deepEqual(
       states.map((s) => [s.state, s.holder]),
-      [['absent', null], ['held', 'w-a'], ['released', null]],
+      [
+        ['absent', null],
+        ['held', 'w-a'],
+        ['released', null],
+      ],
       'about six renewals happened: none of them is a line',
     );
     await until(() => table.lines.length >= 4, 5_000, 'the table lines');
@@ -321,7 +375,9 @@ describe('leader-run status', () => {
     const dir = tempDir();
     const marker = path.join(dir, 'ran');
     fs.writeFileSync(path.join(dir, 'status'), `#!/bin/sh\necho ran > '${marker}'\nexit 7\n`, { mode: 0o755 });
-    const lr = leaderRun(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', uniqueName('prog'), ...FAST, '--', 'status'], { PATH: `${dir}:${process.env['PATH']}` });
+    const lr = leaderRun(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', uniqueName('prog'), ...FAST, '--', 'status'], {
+      PATH: `${dir}:${process.env['PATH']}`,
+    });
     assert.equal(await lr.exitCode(), 7);
     assert.equal(fs.readFileSync(marker, 'utf8'), 'ran\n');
   });
@@ -392,10 +448,16 @@ describe('leader routing (--leader-service)', () => {
     const kubeconfig = await serviceAccountKubeconfig(info, 'lr-routing-pods-only', [LEASES, ROUTING[0]!]);
     const name = uniqueName('noservice');
     const ledger = path.join(tempDir(), 'ledger');
-    const lr = leaderRun(['--kubeconfig', kubeconfig, '--lock-name', name, '--id', 'n', '--leader-service', svc, ...FAST, ...workerCmd(ledger)], { POD_NAME: pod, POD_NAMESPACE: 'default' });
+    const lr = leaderRun(['--kubeconfig', kubeconfig, '--lock-name', name, '--id', 'n', '--leader-service', svc, ...FAST, ...workerCmd(ledger)], {
+      POD_NAME: pod,
+      POD_NAMESPACE: 'default',
+    });
     assert.equal(await lr.exitCode(), 77);
     const err = lr.records.find((r) => r.event === 'forbidden');
-    assert.match(err?.msg ?? '', /get Service default\/\S+: HTTP 403.*missing permission: get on services in namespace default; .*leader-run-routing Role in examples\/rbac\.yaml/);
+    assert.match(
+      err?.msg ?? '',
+      /get Service default\/\S+: HTTP 403.*missing permission: get on services in namespace default; .*leader-run-routing Role in examples\/rbac\.yaml/,
+    );
     assert.ok(lr.has('released'));
     assert.equal((await leaseOf(info, name)).body.spec.holderIdentity ?? '', '');
     assert.deepEqual(readLedger(ledger), [], 'no child ran');
@@ -405,9 +467,15 @@ describe('leader routing (--leader-service)', () => {
     const info = await sharedCluster();
     const kubeconfig = await serviceAccountKubeconfig(info, 'lr-routing', [LEASES, ...ROUTING]);
     const name = uniqueName('nopod');
-    const lr = leaderRun(['--kubeconfig', kubeconfig, '--lock-name', name, '--leader-service', 'web', ...FAST, '--', 'true'], { POD_NAME: 'no-such-pod', POD_NAMESPACE: 'default' });
+    const lr = leaderRun(['--kubeconfig', kubeconfig, '--lock-name', name, '--leader-service', 'web', ...FAST, '--', 'true'], {
+      POD_NAME: 'no-such-pod',
+      POD_NAMESPACE: 'default',
+    });
     assert.equal(await lr.exitCode(), 78);
-    assert.match(lr.records.find((r) => r.level === 'error')?.msg ?? '', /^Pod default\/no-such-pod does not exist; the Pod's name and namespace come from POD_NAME and POD_NAMESPACE; set POD_NAME and POD_NAMESPACE from the downward API/);
+    assert.match(
+      lr.records.find((r) => r.level === 'error')?.msg ?? '',
+      /^Pod default\/no-such-pod does not exist; the Pod's name and namespace come from POD_NAME and POD_NAMESPACE; set POD_NAME and POD_NAMESPACE from the downward API/,
+    );
     assert.ok(!lr.has('campaigning'));
     assert.equal((await leaseOf(info, name)).status, 404);
 
@@ -416,7 +484,10 @@ describe('leader routing (--leader-service)', () => {
       env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'POD_NAME' && k !== 'LEADER_RUN_ID')),
     });
     assert.equal(r.status, 64);
-    assert.equal(r.stderr, "leader-run: --leader-service needs this Pod's name: set POD_NAME from the downward API (fieldPath: metadata.name), or give the Pod name as --id\n");
+    assert.equal(
+      r.stderr,
+      "leader-run: --leader-service needs this Pod's name: set POD_NAME from the downward API (fieldPath: metadata.name), or give the Pod name as --id\n",
+    );
   });
 });
 
@@ -433,7 +504,21 @@ describe('credentials', () => {
       const name = uniqueName(`secret-${format}`);
       const ledger = path.join(tempDir(), 'ledger');
       const run = (id: string) =>
-        leaderRun(['--kubeconfig', kubeconfig, '--lock-name', name, '--id', id, '--verbose', '--log-format', format, '--http-addr', '127.0.0.1:0', ...FAST, ...workerCmd(ledger, '--exit-after', '2000')]);
+        leaderRun([
+          '--kubeconfig',
+          kubeconfig,
+          '--lock-name',
+          name,
+          '--id',
+          id,
+          '--verbose',
+          '--log-format',
+          format,
+          '--http-addr',
+          '127.0.0.1:0',
+          ...FAST,
+          ...workerCmd(ledger, '--exit-after', '2000'),
+        ]);
       // Two candidates: the first leads, runs its child and releases; the second, at --verbose
       // all along, then takes over and does the same. Both exit by themselves with 0.
       const first = run('first');
@@ -448,7 +533,11 @@ describe('credentials', () => {
         assert.match(stderr, new RegExp(format === 'json' ? `"event":"${event}"` : `event=${event}\\b`), `a whole run at --verbose logs ${event}`);
       const status = statusCmd(['--kubeconfig', kubeconfig, '--lock-name', name, '-o', 'json']);
       assert.equal(status.status, 0, status.stderr);
-      for (const [what, text] of [[`stderr (${format})`, stderr], ['endpoints', served.join('')], ['status', status.stdout + status.stderr]] as const)
+      for (const [what, text] of [
+        [`stderr (${format})`, stderr],
+        ['endpoints', served.join('')],
+        ['status', status.stdout + status.stderr],
+      ] as const)
         assert.ok(!leaks(text), `the token appears in ${what}`);
     }
 

@@ -2,7 +2,7 @@
  *  denies everything, and a denial then is not the user's RBAC. (Found by the chaos run.) */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { startCluster, type Cluster } from '../support/cluster.ts';
+import { type Cluster, startCluster } from '../support/cluster.ts';
 import { FAST, LeaderRun, tempDir, uniqueName } from '../support/leader-run.ts';
 
 let cluster: Cluster | undefined;
@@ -15,11 +15,27 @@ describe('apiserver restart', () => {
     const up = cluster.startApiserver();
     const runs: LeaderRun[] = [];
     for (let i = 0; i < 12; i++) {
-      runs.push(new LeaderRun(['--kubeconfig', cluster.info.kubeconfigs.candidate, '--lock-name', uniqueName('restart'), ...FAST, '--startup-timeout', '30s', '--', 'true']));
+      runs.push(
+        new LeaderRun([
+          '--kubeconfig',
+          cluster.info.kubeconfigs.candidate,
+          '--lock-name',
+          uniqueName('restart'),
+          ...FAST,
+          '--startup-timeout',
+          '30s',
+          '--',
+          'true',
+        ]),
+      );
       await new Promise((r) => setTimeout(r, 150));
     }
     await up;
     const statuses = await Promise.all(runs.map((r) => r.exitCode(90_000)));
-    assert.deepEqual(statuses, runs.map(() => 0), runs.map((r) => r.stderrLines.filter((l) => l.includes('"error"')).join('\n')).join('\n'));
+    assert.deepEqual(
+      statuses,
+      runs.map(() => 0),
+      runs.map((r) => r.stderrLines.filter((l) => l.includes('"error"')).join('\n')).join('\n'),
+    );
   });
 });

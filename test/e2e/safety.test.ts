@@ -4,11 +4,22 @@
  * a graceful stop, at 2e61b88. Timings are FAST (D=4s R=2s P=500ms G=500ms) unless a test says.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { apiRequest, FaultProxy, LeaderPeer, leasePath, readLease, sharedCluster, target, updateLease, writeKubeconfig, type ClusterInfo } from '../support/cluster.ts';
-import { FAST, FAST_D_MS, alive, candidates, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
+import {
+  apiRequest,
+  type ClusterInfo,
+  FaultProxy,
+  LeaderPeer,
+  leasePath,
+  readLease,
+  sharedCluster,
+  target,
+  updateLease,
+  writeKubeconfig,
+} from '../support/cluster.ts';
+import { alive, candidates, FAST, FAST_D_MS, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
 import { nativeFixture } from '../support/native.ts';
 import { watchdogOf } from '../support/procs.ts';
 
@@ -38,14 +49,20 @@ function pidOf(ledger: string, name: string): number | undefined {
 }
 
 function lastSignMono(ledger: string, pid: number): number {
-  return Math.max(...readLedger(ledger).filter((l) => l.pid === pid).map((l) => l.mono));
+  return Math.max(
+    ...readLedger(ledger)
+      .filter((l) => l.pid === pid)
+      .map((l) => l.mono),
+  );
 }
 
 /** Creates the Lease as a release leaves it, so the first leader needs no new-Lease hold. */
 async function createReleased(info: ClusterInfo, name: string, leaseTransitions = 0): Promise<void> {
   const now = new Date().toISOString().replace('Z', '000Z');
   const r = await apiRequest(target(info, 'admin'), 'POST', '/apis/coordination.k8s.io/v1/namespaces/default/leases', {
-    apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name },
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name },
     spec: { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions },
   });
   assert.equal(r.status, 201, r.text);
@@ -62,8 +79,19 @@ describe('F1: a process whose main thread exited while its threads run is alive'
     const name = uniqueName('zthread-exit');
     const ledger = path.join(tempDir(), 'ledger');
     const z = nativeFixture('zthread');
-    const a = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a', ...FAST,
-      '--', '/bin/sh', '-c', `"${z}" "${ledger}" a-grandchild & sleep 1; exit 0`]);
+    const a = lr.start([
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      ...FAST,
+      '--',
+      '/bin/sh',
+      '-c',
+      `"${z}" "${ledger}" a-grandchild & sleep 1; exit 0`,
+    ]);
     await a.waitFor('child-started');
     const b = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'b', ...FAST, ...workerCmd(ledger)]);
     await until(() => pidOf(ledger, 'a-grandchild') !== undefined, 10_000, 'the grandchild to start');
@@ -86,8 +114,19 @@ describe('F1: a process whose main thread exited while its threads run is alive'
     const z = nativeFixture('zthread');
     const { proxy, kubeconfig } = await viaProxy(t, info);
     // set -m: the background job gets a process group of its own, inside the child's session.
-    const a = lr.start(['--kubeconfig', kubeconfig, '--lock-name', name, '--id', 'a', ...FAST,
-      '--', '/bin/sh', '-c', `set -m; "${z}" "${ledger}" a-grandchild & wait`]);
+    const a = lr.start([
+      '--kubeconfig',
+      kubeconfig,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      ...FAST,
+      '--',
+      '/bin/sh',
+      '-c',
+      `set -m; "${z}" "${ledger}" a-grandchild & wait`,
+    ]);
     await until(() => pidOf(ledger, 'a-grandchild') !== undefined, 10_000, 'the grandchild to start');
     const grandchild = pidOf(ledger, 'a-grandchild')!;
     reap(t, grandchild);
@@ -109,7 +148,21 @@ describe('F1: a process whose main thread exited while its threads run is alive'
     const name = uniqueName('zthread-cmd');
     const ledger = path.join(tempDir(), 'ledger');
     const z = nativeFixture('zthread');
-    const a = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a', ...FAST, '--shutdown-grace', '1s', '--', z, ledger, 'a-child']);
+    const a = lr.start([
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      ...FAST,
+      '--shutdown-grace',
+      '1s',
+      '--',
+      z,
+      ledger,
+      'a-child',
+    ]);
     await until(() => pidOf(ledger, 'a-child') !== undefined, 10_000, 'the child to start');
     const child = pidOf(ledger, 'a-child')!;
     reap(t, child);
@@ -184,7 +237,18 @@ describe('F2: a frozen watchdog is guarded by the main process', () => {
     const lr = candidates(t);
     const name = uniqueName('wd-frozen-stop');
     const ledger = path.join(tempDir(), 'ledger');
-    const a = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a', ...SLOW, '--shutdown-grace', '1s', ...workerCmd(ledger, '--ignore-term')]);
+    const a = lr.start([
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      ...SLOW,
+      '--shutdown-grace',
+      '1s',
+      ...workerCmd(ledger, '--ignore-term'),
+    ]);
     const [child] = await started(ledger, 1);
     const wd = watchdogOf(a.pid)!;
     reap(t, wd);
@@ -258,7 +322,18 @@ describe('F10: signals meant for the whole unit', () => {
     const lr = candidates(t);
     const name = uniqueName('unit-term');
     const ledger = path.join(tempDir(), 'ledger');
-    const a = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a', ...FAST, '--shutdown-grace', '10s', ...workerCmd(ledger, '--term-delay', '3000')]);
+    const a = lr.start([
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      ...FAST,
+      '--shutdown-grace',
+      '10s',
+      ...workerCmd(ledger, '--term-delay', '3000'),
+    ]);
     const [child] = await started(ledger, 1);
     const wd = watchdogOf(a.pid)!;
     a.signal('SIGTERM');
@@ -295,8 +370,24 @@ describe('F3: the new-Lease hold covers the longest lease it may replace', () =>
     const name = uniqueName('hold-long');
     const ledger = path.join(tempDir(), 'ledger');
     await createReleased(info, name);
-    const a = lr.start(['-v', '--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a',
-      '--lease-duration', '30s', '--renew-deadline', '20s', '--retry-period', '8s', '--fence-grace', '2s', ...workerCmd(ledger)]);
+    const a = lr.start([
+      '-v',
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      '--lease-duration',
+      '30s',
+      '--renew-deadline',
+      '20s',
+      '--retry-period',
+      '8s',
+      '--fence-grace',
+      '2s',
+      ...workerCmd(ledger),
+    ]);
     const [old] = await started(ledger, 1);
     const b = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'b', ...FAST, ...workerCmd(ledger)]);
     await b.waitFor('new-leader');
@@ -364,7 +455,10 @@ describe('F4: only a release frees a Lease at once', () => {
     const admin = target(info, 'admin');
     assert.equal((await apiRequest(admin, 'DELETE', leasePath(name))).status, 200);
     const created = await apiRequest(admin, 'POST', `/apis/coordination.k8s.io/v1/namespaces/default/leases`, {
-      apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name }, spec: {},
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name },
+      spec: {},
     });
     assert.equal(created.status, 201);
     const c = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'c', ...FAST, ...workerCmd(ledger)]);
@@ -408,8 +502,24 @@ describe('F8: release survives a metadata-only write', () => {
     const lr = candidates(t);
     const name = uniqueName('annotated');
     const ledger = path.join(tempDir(), 'ledger');
-    const a = lr.start(['-v', '--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a',
-      '--lease-duration', '8s', '--renew-deadline', '5s', '--retry-period', '2s', '--fence-grace', '1s', ...workerCmd(ledger)]);
+    const a = lr.start([
+      '-v',
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      '--lease-duration',
+      '8s',
+      '--renew-deadline',
+      '5s',
+      '--retry-period',
+      '2s',
+      '--fence-grace',
+      '1s',
+      ...workerCmd(ledger),
+    ]);
     await started(ledger, 1);
     const renewals = a.records.filter((r) => r.event === 'renewed').length;
     await until(() => a.records.filter((r) => r.event === 'renewed').length > renewals, 10_000, 'a renewal');
@@ -506,9 +616,10 @@ describe('F15: a descendant leader-run may not signal', () => {
     chmodSync(ca, 0o644);
     const kubeconfig = path.join(dir, 'kubeconfig');
     writeFileSync(kubeconfig, readFileSync(writeKubeconfig(info, uniqueName('nobody'), { user: 'candidate', caFile: ca })), { mode: 0o644 });
-    const a = lr.start([
-      '--kubeconfig', kubeconfig, '--lock-name', name, '--id', 'a', ...FAST, '--shutdown-grace', '500ms', '--', root, ledger, 'a-root',
-    ], { uid: 65534, gid: 65534 });
+    const a = lr.start(['--kubeconfig', kubeconfig, '--lock-name', name, '--id', 'a', ...FAST, '--shutdown-grace', '500ms', '--', root, ledger, 'a-root'], {
+      uid: 65534,
+      gid: 65534,
+    });
     await until(() => pidOf(ledger, 'a-root') !== undefined, 10_000, 'the setuid child to start');
     const child = pidOf(ledger, 'a-root')!;
     reap(t, child);

@@ -1,9 +1,11 @@
 // What tests import to reach the control plane. Most tests share the one
 // cluster that `npm test` starts; tests that stop, freeze or restart the
 // apiserver start a private one so they don't disturb the others.
-import { apiRequest, attachCluster, target } from '../control-plane/cluster.ts';
-import type { ClusterInfo } from '../control-plane/cluster.ts';
 
+import type { ClusterInfo } from '../control-plane/cluster.ts';
+import { apiRequest, attachCluster, target } from '../control-plane/cluster.ts';
+
+export type { ApiResponse, ApiTarget, ClusterInfo, PeerEvent, PeerOptions, PolicyRule, User } from '../control-plane/cluster.ts';
 export {
   apiRequest,
   attachCluster,
@@ -20,9 +22,8 @@ export {
   target,
   writeKubeconfig,
 } from '../control-plane/cluster.ts';
-export type { ApiResponse, ApiTarget, ClusterInfo, PeerEvent, PeerOptions, PolicyRule, User } from '../control-plane/cluster.ts';
-export { FaultProxy } from '../control-plane/proxy.ts';
 export type { FaultMode } from '../control-plane/proxy.ts';
+export { FaultProxy } from '../control-plane/proxy.ts';
 
 let shared: Promise<ClusterInfo> | undefined;
 

@@ -163,7 +163,14 @@ export class MemoryLock implements LeaseLock {
           if (!stall && this.mode !== 'hang') onChange(snap);
         });
         if (!stall && this.store.version > Number(fromVersion)) onChange(this.store.snapshot());
-        signal.addEventListener('abort', () => (unsubscribe(), resolve()), { once: true });
+        signal.addEventListener(
+          'abort',
+          () => {
+            unsubscribe();
+            resolve();
+          },
+          { once: true },
+        );
       });
     };
   }

@@ -95,7 +95,13 @@ export class LeaderRun {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);
         reject(new Error(`no "${event}" from leader-run ${this.pid}: ${why}; log:\n${this.stderrLines.slice(-20).join('\n')}`));
       };
-      const w = { pred: (r: LogRecord) => r.event === event, resolve: (r: LogRecord) => (clearTimeout(t), resolve(r)) };
+      const w = {
+        pred: (r: LogRecord) => r.event === event,
+        resolve: (r: LogRecord) => {
+          clearTimeout(t);
+          resolve(r);
+        },
+      };
       const t = setTimeout(() => fail(`nothing within ${timeoutMs}ms`), timeoutMs);
       this.#waiters.push(w);
       // An exit ends the wait at once, with the status, instead of a silent timeout.
@@ -173,7 +179,8 @@ export function overlaps(lines: LedgerLine[]): Array<{ a: number; b: number; ms:
   const out: Array<{ a: number; b: number; ms: number }> = [];
   for (let i = 0; i < iv.length; i++)
     for (let j = i + 1; j < iv.length; j++) {
-      const a = iv[i]!, b = iv[j]!;
+      const a = iv[i]!,
+        b = iv[j]!;
       const ms = Math.min(a.to, b.to) - Math.max(a.from, b.from);
       if (ms > 0) out.push({ a: a.pid, b: b.pid, ms });
     }

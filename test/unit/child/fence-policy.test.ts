@@ -14,7 +14,12 @@ describe('the watchdog’s decision', () => {
     ['SIGTERM sent: wait until R + G', { termSent: true }, at(2100), { do: 'wait', ms: 100 }],
     ['at R + G: SIGKILL', { termSent: true }, at(2500), { do: 'kill', forced: true }],
     ['a stop with a grace ending earlier', { termSent: true, imposedKillAt: 1200 }, at(1200), { do: 'kill', forced: true }],
-    ['asked to stop, the child gone, nothing left running: confirm now', { termSent: true, childExited: true, treeRunning: () => false }, at(300), { do: 'kill', forced: false }],
+    [
+      'asked to stop, the child gone, nothing left running: confirm now',
+      { termSent: true, childExited: true, treeRunning: () => false },
+      at(300),
+      { do: 'kill', forced: false },
+    ],
     ['the child gone but a grandchild runs: wait', { termSent: true, childExited: true }, at(300), { do: 'wait', ms: 100 }],
     ['the wall clock jumped (suspend): SIGTERM at once', {}, at(10, 60_000), { do: 'term' }],
     ['the wall clock jumped past R + G with SIGTERM sent: SIGKILL at once', { termSent: true }, at(10, 60_000), { do: 'kill', forced: true }],

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { parseStat, ProcessTree, TERM_MARK } from '../../../src/child/tree.ts';
-import { running, statFields } from '../../support/procs.ts';
+import { ProcessTree, parseStat, TERM_MARK } from '../../../src/child/tree.ts';
 import { nativeFixture } from '../../support/native.ts';
+import { running, statFields } from '../../support/procs.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -8,7 +8,17 @@ const snap = (spec: LeaseSnapshot['spec']): LeaseSnapshot => ({ uid: 'u1', resou
 describe('lease view (leader-run status)', () => {
   const now = Date.parse('2026-11-21T10:00:10Z');
   it('held: held for, renewed ago and expires in as observed', () => {
-    const v = leaseView('default/x', snap({ holderIdentity: 'a', leaseDurationSeconds: 15, acquireTime: '2026-11-21T09:58:00.000000Z', renewTime: '2026-11-21T10:00:08.500000Z', leaseTransitions: 2 }), now);
+    const v = leaseView(
+      'default/x',
+      snap({
+        holderIdentity: 'a',
+        leaseDurationSeconds: 15,
+        acquireTime: '2026-11-21T09:58:00.000000Z',
+        renewTime: '2026-11-21T10:00:08.500000Z',
+        leaseTransitions: 2,
+      }),
+      now,
+    );
     assert.equal(v.state, 'held');
     assert.equal(v.heldForSeconds, 130);
     assert.equal(v.renewedAgoSeconds, 1.5);
@@ -30,7 +40,17 @@ describe('lease view (leader-run status)', () => {
     assert.notEqual(changeKey(b), changeKey(c));
   });
   it('shows coordinated leader election fields (the test cluster drops them: its feature gate is off)', () => {
-    const v = leaseView('d/x', snap({ holderIdentity: 'a', leaseDurationSeconds: 15, renewTime: '2026-11-21T10:00:09.000000Z', strategy: 'OldestEmulationVersion', preferredHolder: 'b' }), now);
+    const v = leaseView(
+      'd/x',
+      snap({
+        holderIdentity: 'a',
+        leaseDurationSeconds: 15,
+        renewTime: '2026-11-21T10:00:09.000000Z',
+        strategy: 'OldestEmulationVersion',
+        preferredHolder: 'b',
+      }),
+      now,
+    );
     assert.deepEqual(tableRow(v).slice(-2), ['OldestEmulationVersion', 'b']);
     assert.equal(v.strategy, 'OldestEmulationVersion');
   });
@@ -38,4 +58,3 @@ describe('lease view (leader-run status)', () => {
     assert.deepEqual([0.84, 12.7, 185, 7800, 100_000].map(human), ['0.8s', '12s', '3m5s', '2h10m', '1d3h']);
   });
 });
-

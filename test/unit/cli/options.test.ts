@@ -11,22 +11,43 @@ describe('the run’s flags', () => {
     assert.deepEqual(parse(['--http-addr', '[::1]:9090']).config.http, { host: '::1', port: 9090 });
     assert.equal(parse([]).config.http, undefined);
     for (const bad of ['9090', '127.0.0.1', 'host:99999', '::1:80', 'a:b'])
-      assert.throws(() => parse(['--http-addr', bad]), (e: Error) => e instanceof UsageError && /^--http-addr ".*" is not HOST:PORT/.test(e.message), bad);
+      assert.throws(
+        () => parse(['--http-addr', bad]),
+        (e: Error) => e instanceof UsageError && /^--http-addr ".*" is not HOST:PORT/.test(e.message),
+        bad,
+      );
   });
   it('takes the Pod for --leader-service from POD_NAME / POD_NAMESPACE, else --id', () => {
     const saved = { n: process.env['POD_NAME'], ns: process.env['POD_NAMESPACE'] };
     try {
       delete process.env['POD_NAME'];
       delete process.env['POD_NAMESPACE'];
-      assert.deepEqual(parse(['--leader-service', 'web']).config.routing, { service: 'web', pod: 'pod-1', podNamespace: undefined, podFrom: "--id (LEADER_RUN_ID) and the Lease's namespace" });
+      assert.deepEqual(parse(['--leader-service', 'web']).config.routing, {
+        service: 'web',
+        pod: 'pod-1',
+        podNamespace: undefined,
+        podFrom: "--id (LEADER_RUN_ID) and the Lease's namespace",
+      });
       process.env['POD_NAME'] = 'web-7d9f-abcde';
       process.env['POD_NAMESPACE'] = 'prod';
-      assert.deepEqual(parse(['--leader-service', 'web']).config.routing, { service: 'web', pod: 'web-7d9f-abcde', podNamespace: 'prod', podFrom: 'POD_NAME and POD_NAMESPACE' });
+      assert.deepEqual(parse(['--leader-service', 'web']).config.routing, {
+        service: 'web',
+        pod: 'web-7d9f-abcde',
+        podNamespace: 'prod',
+        podFrom: 'POD_NAME and POD_NAMESPACE',
+      });
       delete process.env['POD_NAME'];
-      assert.throws(() => parseArgs(['--lock-name', 'x', '--leader-service', 'web', '--', 'true'], '0'), /--leader-service needs this Pod's name: set POD_NAME/);
+      assert.throws(
+        () => parseArgs(['--lock-name', 'x', '--leader-service', 'web', '--', 'true'], '0'),
+        /--leader-service needs this Pod's name: set POD_NAME/,
+      );
       assert.throws(() => parse(['--leader-service', 'Web']), /--leader-service "Web" is not a valid Service name/);
     } finally {
-      for (const [k, v] of [['POD_NAME', saved.n], ['POD_NAMESPACE', saved.ns]] as const) v === undefined ? delete process.env[k] : (process.env[k] = v);
+      for (const [k, v] of [
+        ['POD_NAME', saved.n],
+        ['POD_NAMESPACE', saved.ns],
+      ] as const)
+        v === undefined ? delete process.env[k] : (process.env[k] = v);
     }
   });
 });

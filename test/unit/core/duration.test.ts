@@ -20,7 +20,12 @@ describe('durations', () => {
   });
 
   it('formats them back the way the flags take them', () => {
-    for (const [ms, text] of [[1500, '1500ms'], [15_000, '15s'], [120_000, '2m'], [90_000, '90s']] as const) {
+    for (const [ms, text] of [
+      [1500, '1500ms'],
+      [15_000, '15s'],
+      [120_000, '2m'],
+      [90_000, '90s'],
+    ] as const) {
       assert.equal(formatDuration(ms), text);
       assert.equal(parseDuration(text), ms);
     }

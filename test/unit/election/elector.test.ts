@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Elector, type LossReason, type Term } from '../../../src/election/elector.ts';
 import type { Instant } from '../../../src/core/time.ts';
+import { Elector, type LossReason, type Term } from '../../../src/election/elector.ts';
 import type { Timing } from '../../../src/election/timing.ts';
-import { FakeClock, MemoryStore, type MemoryLock } from '../../support/fake.ts';
+import { FakeClock, type MemoryLock, MemoryStore } from '../../support/fake.ts';
 
 const timing: Timing = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, fenceGraceMs: 2_000 };
 
@@ -162,10 +162,7 @@ describe('elector', () => {
 
   it('takes a released Lease at once, keeping strategy and preferredHolder', async () => {
     const { clock, store } = setup();
-    store.create(
-      { holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 7, strategy: 'OldestEmulationVersion', preferredHolder: 'p' },
-      'go',
-    );
+    store.create({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 7, strategy: 'OldestEmulationVersion', preferredHolder: 'p' }, 'go');
     const a = candidate(store, clock, 'a');
     await clock.advance(0);
     assert.equal(a.elector.leading, true);
@@ -319,7 +316,7 @@ describe('release races', () => {
     assert.equal(store.obj?.spec.holderIdentity, '');
   });
 
-  it("releases from its own renewal whose answer was lost", async () => {
+  it('releases from its own renewal whose answer was lost', async () => {
     const { clock, store } = setup();
     const a = candidate(store, clock, 'a');
     await clock.advance(1_000);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseDuration } from '../../../src/core/duration.ts';
-import { checkTiming, deadlines, TIMING_FLAGS, timingMessage, TimingError, type Timing } from '../../../src/election/timing.ts';
 import { Elector } from '../../../src/election/elector.ts';
+import { checkTiming, deadlines, TIMING_FLAGS, type Timing, TimingError, timingMessage } from '../../../src/election/timing.ts';
 import { FakeClock, MemoryStore } from '../../support/fake.ts';
 
 const ok: Timing = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, fenceGraceMs: 2_000 };
@@ -41,7 +41,10 @@ describe('timing rules', () => {
   it('is data each caller words with its own names', () => {
     const p = checkTiming({ ...ok, retryPeriodMs: 9_000 })!;
     assert.equal(p.rule, 'deadline-not-above-retry');
-    assert.match(timingMessage(p, (f) => f), /^renewDeadlineMs 10s must be greater than 1.2 × retryPeriodMs 9s/);
+    assert.match(
+      timingMessage(p, (f) => f),
+      /^renewDeadlineMs 10s must be greater than 1.2 × retryPeriodMs 9s/,
+    );
   });
 
   it('is checked by the elector itself', () => {

@@ -27,4 +27,3 @@ describe('stall detector', () => {
     assert.equal(d.problem(), undefined);
   });
 });
-

@@ -3,14 +3,18 @@ import { describe, it } from 'node:test';
 import type { Instant } from '../../../src/core/time.ts';
 import type { LeaseSnapshot } from '../../../src/lease/record.ts';
 import { metricsFor } from '../../../src/ops/metrics.ts';
-import { StatusBoard, type LeaderView } from '../../../src/ops/status-board.ts';
+import { type LeaderView, StatusBoard } from '../../../src/ops/status-board.ts';
 
 function stateAt(clock: { now: Instant }, renewDeadlineMs = 2000): StatusBoard {
   return new StatusBoard({ lease: 'default/x', identity: 'me', renewDeadlineMs, now: () => clock.now });
 }
 
 const snap = (spec: LeaseSnapshot['spec']): LeaseSnapshot => ({ uid: 'u1', resourceVersion: '1', spec, object: {} });
-const view = (l: LeaseSnapshot): LeaderView => ({ holder: l.spec.holderIdentity || null, since: l.spec.acquireTime ?? null, transitions: l.spec.leaseTransitions ?? null });
+const view = (l: LeaseSnapshot): LeaderView => ({
+  holder: l.spec.holderIdentity || null,
+  since: l.spec.acquireTime ?? null,
+  transitions: l.spec.leaseTransitions ?? null,
+});
 
 describe('status board', () => {
   it('is healthy while renewals keep within the renew deadline, and not once one is overdue', () => {
@@ -85,4 +89,3 @@ describe('metrics', () => {
     assert.match(m.contentType, /^text\/plain; version=0\.0\.4/);
   });
 });
-

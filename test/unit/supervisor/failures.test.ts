@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApiError, type ApiErrorKind, type Verb } from '../../../src/kube/errors.ts';
-import { verdictFor, type Operation } from '../../../src/supervisor/failures.ts';
+import { type Operation, verdictFor } from '../../../src/supervisor/failures.ts';
 
 const ctx = {
   namespace: 'jobs',

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ApiError } from '../../../src/kube/errors.ts';
-import { StartupWindow } from '../../../src/supervisor/startup.ts';
 import type { Verdict } from '../../../src/supervisor/failures.ts';
+import { StartupWindow } from '../../../src/supervisor/startup.ts';
 import { FakeClock } from '../../support/fake.ts';
 
 const refused = new ApiError('unavailable', 'get Lease x: connection refused');

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import type { Instant } from '../../../src/core/time.ts';
 import type { Term } from '../../../src/election/elector.ts';
 import type { Effect, RunEvent } from '../../../src/supervisor/events.ts';
-import { Supervisor, exitStatusFor, type SupervisorConfig } from '../../../src/supervisor/supervisor.ts';
+import { exitStatusFor, Supervisor, type SupervisorConfig } from '../../../src/supervisor/supervisor.ts';
 
 const R = 2000;
 const cfg: SupervisorConfig = { renewDeadlineMs: R, shutdownGraceMs: 1000, routing: false, waitTimeoutMs: 5000, waitTimeoutExitCode: 3, commandText: 'job' };
@@ -50,13 +50,23 @@ describe('supervisor: the ways a run ends', () => {
   });
 
   it('3. the lease is lost during a voluntary stop: the stop becomes a fence, 75', () => {
-    const r = drive([...running, { type: 'stop-signal', signal: 'SIGTERM' }, { type: 'lost', reason: 'holder-changed', detail: 'x' }, exited(143), gone, released]);
+    const r = drive([
+      ...running,
+      { type: 'stop-signal', signal: 'SIGTERM' },
+      { type: 'lost', reason: 'holder-changed', detail: 'x' },
+      exited(143),
+      gone,
+      released,
+    ]);
     assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'fence', 'release', 'exit']);
     assert.equal(r.status, 75);
   });
 
   it('4. a stop signal before leading: stop campaigning, 128 + N', () => {
-    const r = drive([{ type: 'stop-signal', signal: 'SIGINT' }, { type: 'campaign-stopped', leading: false, releasedLost: false }]);
+    const r = drive([
+      { type: 'stop-signal', signal: 'SIGINT' },
+      { type: 'campaign-stopped', leading: false, releasedLost: false },
+    ]);
     assert.deepEqual(r.kinds, ['stop-campaigning', 'exit']);
     assert.equal(r.status, 130);
   });
@@ -90,7 +100,10 @@ describe('supervisor: the ways a run ends', () => {
   });
 
   it('9. a fatal API error before leading: stop campaigning, its status', () => {
-    const r = drive([{ type: 'fatal', fatal: { status: 78, event: 'tls', message: 'bad cert' } }, { type: 'campaign-stopped', leading: false, releasedLost: false }]);
+    const r = drive([
+      { type: 'fatal', fatal: { status: 78, event: 'tls', message: 'bad cert' } },
+      { type: 'campaign-stopped', leading: false, releasedLost: false },
+    ]);
     assert.deepEqual(r.kinds, ['stop-campaigning', 'exit']);
     assert.equal(r.status, 78);
   });
@@ -102,7 +115,11 @@ describe('supervisor: the ways a run ends', () => {
   });
 
   it('11. the API server stays unreachable: 69, said once', () => {
-    const r = drive([{ type: 'fatal', fatal: { status: 69, event: 'unreachable', message: 'unreachable' } }, { type: 'fatal', fatal: { status: 69, event: 'unreachable', message: 'again' } }, { type: 'campaign-stopped', leading: false, releasedLost: false }]);
+    const r = drive([
+      { type: 'fatal', fatal: { status: 69, event: 'unreachable', message: 'unreachable' } },
+      { type: 'fatal', fatal: { status: 69, event: 'unreachable', message: 'again' } },
+      { type: 'campaign-stopped', leading: false, releasedLost: false },
+    ]);
     assert.equal(r.status, 69);
     assert.deepEqual(r.logged, ['unreachable']);
   });
@@ -127,7 +144,13 @@ describe('supervisor: the ways a run ends', () => {
 
   it('the watchdog fails while holding: release, 70; while campaigning: leave, 70', () => {
     assert.equal(drive([leading(4000), { type: 'watchdog-failed', why: 'x' }, released]).status, 70);
-    assert.equal(drive([{ type: 'watchdog-failed', why: 'x' }, { type: 'campaign-stopped', leading: false, releasedLost: false }]).status, 70);
+    assert.equal(
+      drive([
+        { type: 'watchdog-failed', why: 'x' },
+        { type: 'campaign-stopped', leading: false, releasedLost: false },
+      ]).status,
+      70,
+    );
   });
 
   it('the watchdog reaches the deadline first: the term ends as a loss, 75', () => {
@@ -143,7 +166,11 @@ describe('supervisor: the ways a run ends', () => {
   });
 
   it('a renewal during the hold keeps the lease: the child starts with the newest anchor', () => {
-    const r = drive([[0, leading(4000)], [3000, { type: 'renewed', anchor: at(3000) }], [4000, { type: 'hold-elapsed' }]]);
+    const r = drive([
+      [0, leading(4000)],
+      [3000, { type: 'renewed', anchor: at(3000) }],
+      [4000, { type: 'hold-elapsed' }],
+    ]);
     const spawn = r.effects.find((e) => e.type === 'spawn');
     assert.equal(spawn?.type === 'spawn' && spawn.anchor.mono, 3000);
   });

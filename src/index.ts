@@ -1,13 +1,19 @@
 /**
- * leader-run as a library: the same election and Lease lock the CLI uses, for programs that
- * want to campaign without a child process.
- *
- * Mind what the CLI adds and a library cannot: the CLI's child runs under a watchdog that
- * kills it by the lease deadline even if leader-run itself is frozen. In-process work can
- * only be told to stop (the term's AbortSignal); it is your code's job to actually stop
- * before the lease runs out.
+ * leader-run as a library: `LeaderElection`, the same election, Lease record and failure
+ * policy the CLI uses, for programs that lead in-process. See src/library.ts for exactly what
+ * it guarantees, and what only the CLI's watchdog can.
  */
-export { LeaderElection, type LeaderElectionOptions, type LeaderElectionEvents, type LeadingEvent } from './library.ts';
-export type { LossReason, Term } from './election/elector.ts';
-export { ApiError, type ApiErrorKind } from './kube/errors.ts';
-export { ConfigError } from './kube/config.ts';
+
+export type { LossReason, Term } from './election/term.ts';
+export { ConfigError, type ConfigField } from './kube/config-error.ts';
+export { ApiError, type ApiErrorKind, type Call, type Verb } from './kube/errors.ts';
+export {
+  LeaderElection,
+  LeaderElectionError,
+  type LeaderElectionEvents,
+  type LeaderElectionOptions,
+  type LeadingEvent,
+  type LeadingTerm,
+  type StopReason,
+  type TermSignal,
+} from './library.ts';

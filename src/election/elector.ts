@@ -32,6 +32,7 @@ import {
   sameClaim,
   transitionsOf,
 } from '../lease/record.ts';
+import type { LossReason, Term } from './term.ts';
 import {
   checkTiming,
   type Deadlines,
@@ -52,20 +53,7 @@ export interface ElectorConfig {
   readonly random?: () => number;
 }
 
-/** One term of leadership. */
-export interface Term {
-  readonly identity: string;
-  readonly uid: string;
-  /** leaseTransitions of this term: larger than any earlier term's on the same Lease object. */
-  readonly fencingToken: number;
-  /** How long after the anchor the work may start: a Lease object we created, one that
-   *  replaced an object we saw, or a free record that no release wrote, may have been
-   *  deleted or cleared under a leader that has not yet noticed (see timing.ts holdMs);
-   *  0 otherwise. */
-  readonly holdMs: number;
-}
-
-export type LossReason = 'renew-deadline' | 'holder-changed' | 'deleted' | 'recreated' | 'modified';
+export type { LossReason, Term } from './term.ts';
 
 export interface ElectorEvents {
   /** We lead; `anchor` is the send time of the write that won. */

@@ -162,12 +162,15 @@ export function timingMessage(
       return `${v('leaseDurationMs')} must be greater than ${v('renewDeadlineMs')}${hint}`;
     case 'deadline-not-above-retry':
       return `${v('renewDeadlineMs')} must be greater than ${JITTER_FACTOR} × ${v('retryPeriodMs')}${hint}`;
-    case 'budget-exceeds-duration':
+    case 'budget-exceeds-duration': {
+      // A caller without a fence grace (the library) has no child to kill, only work to stop.
+      const child = shown.includes('fenceGraceMs');
       return (
-        `${v('renewDeadlineMs')} + ${v('fenceGraceMs')} + ${formatDuration(CONFIRM_BUDGET_MS)} to confirm the kill + ` +
+        `${v('renewDeadlineMs')} + ${child ? `${v('fenceGraceMs')} + ` : ''}${formatDuration(CONFIRM_BUDGET_MS)} to confirm ${child ? 'the kill' : 'the stop'} + ` +
         `${formatDuration(clockMarginMs(t.leaseDurationMs))} margin = ${formatDuration(p.needMs)} exceeds ${v('leaseDurationMs')}: ` +
-        `the child could outlive the lease${hint}`
+        `${child ? 'the child' : 'the work'} could outlive the lease${hint}`
       );
+    }
   }
 }
 

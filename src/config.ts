@@ -5,6 +5,9 @@ import type { Timing } from './election/timing.ts';
 import type { KubeRef } from './kube/config.ts';
 import type { LeaseRef } from './lease/connect.ts';
 
+/** The child's process group (as tini -g and dumb-init), the child alone, or its whole session. */
+export type ForwardTarget = 'group' | 'child' | 'session';
+
 /** --http-addr: where to serve /healthz, /readyz, /metrics and /leader. */
 export interface HttpAddr {
   /** Undefined: every interface. */
@@ -25,7 +28,13 @@ export interface RunConfig {
   readonly lease: LeaseRef;
   readonly identity: string;
   readonly timing: Timing;
+  /** Which timing flags were derived from --lease-duration, for the log; undefined: none. */
+  readonly timingDerived: string | undefined;
   readonly shutdownGraceMs: number;
+  /** The signal that asks the child to stop; undefined: the one leader-run got (SIGTERM on a loss). */
+  readonly stopSignal: NodeJS.Signals | undefined;
+  /** Where SIGHUP, SIGUSR1 and SIGUSR2 go. */
+  readonly forwardTo: ForwardTarget;
   readonly kube: KubeRef;
   readonly waitTimeoutMs: number | undefined;
   readonly waitTimeoutExitCode: number;

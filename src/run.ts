@@ -85,6 +85,11 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   log.info(`campaigning for Lease ${lease} on ${client.server.origin}`, {
     event: 'campaigning',
     timing: `D=${formatDuration(t.leaseDurationMs)} R=${formatDuration(t.renewDeadlineMs)} P=${formatDuration(t.retryPeriodMs)} G=${formatDuration(t.fenceGraceMs)}`,
+    leaseDurationMs: t.leaseDurationMs,
+    renewDeadlineMs: t.renewDeadlineMs,
+    retryPeriodMs: t.retryPeriodMs,
+    fenceGraceMs: t.fenceGraceMs,
+    ...(cfg.timingDerived && { derived: cfg.timingDerived }),
   });
 
   const supervisor = new Supervisor({
@@ -94,9 +99,12 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     waitTimeoutMs: cfg.waitTimeoutMs,
     waitTimeoutExitCode: cfg.waitTimeoutExitCode,
     commandText: cfg.command.join(' '),
+    stopSignal: cfg.stopSignal,
   });
   const startup = new StartupWindow(clock, cfg.startupTimeoutMs, '--startup-timeout');
   let finish!: (status: number) => void;
+  let exitCause = '';
+  let waitingFor = '';
   const finished = new Promise<number>((r) => (finish = r));
   const timers: Array<() => void> = [];
 
@@ -125,6 +133,18 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
       if (supervisor.phase === 'campaigning') decideStartup(startup.failed(e, verdictFor(e, 'lease', ctx)), e);
     },
     answered: () => startup.answered(),
+    declined: (holder, earliestMs, ours) => {
+      if (cfg.waitTimeoutMs === 0) return dispatch({ type: 'wait-timeout', holder });
+      if (holder === waitingFor) return;
+      waitingFor = holder;
+      const when = `the earliest takeover is in ${formatDuration(Math.round(earliestMs / 100) * 100)}, if it is not renewed meanwhile`;
+      log.info(
+        ours
+          ? `the Lease names our identity ${holder}, but this process did not write it (an earlier run, or another process with the same --id): waiting for it to expire; ${when}`
+          : `waiting: the Lease is held by ${holder}; ${when}`,
+        { event: 'waiting', holder, earliestTakeoverMs: earliestMs },
+      );
+    },
     watchFailed: (e) =>
       e.kind === 'forbidden'
         ? log.warn(`${e.message}; polling the Lease every retry period instead (grant watch on leases to react at once)`, { event: 'watch-forbidden' })
@@ -133,6 +153,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   board.attach({ observed: () => leaderView(elector.observed), stopping: () => supervisor.stopping });
   watchdog.onStopping = (cause) => cause === 'deadline' && dispatch({ type: 'watchdog-deadline' });
   watchdog.onFailed = (why) => dispatch({ type: 'watchdog-failed', why });
+  watchdog.onKilling = () => log.warn('the child did not stop in time: sending SIGKILL to its tree', { event: 'child-killed' });
 
   function dispatch(e: RunEvent): void {
     for (const effect of supervisor.handle(e, clock.now())) apply(effect);
@@ -169,7 +190,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
         });
       }
       case 'forward':
-        return watchdog.forward(e.signal);
+        return watchdog.forward(e.signal, e.to === 'session' ? 'session' : cfg.forwardTo);
       case 'stop-campaigning':
         return void elector.stopCampaigning().then((releasedLost) => dispatch({ type: 'campaign-stopped', leading: elector.leading, releasedLost }));
       case 'release':
@@ -181,6 +202,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
         elector.abandon();
         return board.notLeading();
       case 'exit':
+        exitCause = e.cause;
         return finish(e.status);
     }
   }
@@ -194,7 +216,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
       confirmBudgetMs: d.confirmBudgetMs,
       checkMs: d.watchdogCheckMs,
     };
-    const res = await watchdog.spawn(cmd.ok ? cmd.file : '', cmd.ok ? cmd.args : [], env, anchor, leaseDeadlines);
+    const res = await watchdog.spawn(cmd.ok ? cmd.file : '', cmd.ok ? cmd.args : [], env, anchor, leaseDeadlines, cfg.stopSignal ?? 'SIGTERM');
     if (!res.ok) return dispatch({ type: 'spawn-failed', status: res.status, message: res.message });
     dispatch({ type: 'spawned', pid: res.pid });
     const exit = await watchdog.exited;
@@ -215,7 +237,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   for (const s of stopSignals) handlers.set(s, () => dispatch({ type: 'stop-signal', signal: s }));
   for (const s of forwardedSignals) handlers.set(s, () => dispatch({ type: 'forward-signal', signal: s }));
   for (const [s, h] of handlers) process.on(s, h);
-  if (cfg.waitTimeoutMs !== undefined) timers.push(clock.after(cfg.waitTimeoutMs, () => dispatch({ type: 'wait-timeout' })));
+  if (cfg.waitTimeoutMs) timers.push(clock.after(cfg.waitTimeoutMs, () => dispatch({ type: 'wait-timeout' })));
   timers.push(
     clock.after(cfg.startupTimeoutMs, () => {
       const fatal = startup.expired(client.server.origin);
@@ -229,7 +251,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   for (const [s, h] of handlers) process.off(s, h);
   watchdog.disconnect();
   cleanup();
-  log.info(`exiting with status ${status}`, { event: 'exit', status });
+  log.info(`exiting with status ${status}`, { event: 'exit', status, cause: exitCause });
   return status;
 }
 

@@ -22,11 +22,12 @@ export type StopCause = 'requested' | 'lost' | 'deadline' | 'parent-gone';
 
 export type ToWatchdog =
   /** Start the command, fenced by the lease anchored at `anchor`. `env` carries the term's mark. */
-  | { t: 'spawn'; file: string; args: string[]; env: Record<string, string>; anchor: Instant; deadlines: LeaseDeadlines }
+  | { t: 'spawn'; file: string; args: string[]; env: Record<string, string>; anchor: Instant; deadlines: LeaseDeadlines; fenceSignal: NodeJS.Signals }
   /** A renewal succeeded: the lease is now anchored at `anchor`. */
   | { t: 'anchor'; anchor: Instant }
-  /** Forward a signal (SIGHUP, SIGUSR1, SIGUSR2, a repeated stop signal) to the child's tree. */
-  | { t: 'signal'; signal: NodeJS.Signals }
+  /** Forward a signal (SIGHUP, SIGUSR1, SIGUSR2, a repeated stop signal): to the child, its
+   *  process group, or every process of its tree (the session). */
+  | { t: 'signal'; signal: NodeJS.Signals; target: 'child' | 'group' | 'session' }
   /** Voluntary stop: send `signal`, SIGKILL after `graceMs`, report 'gone'. The deadline still applies. */
   | { t: 'stop'; signal: NodeJS.Signals; graceMs: number }
   /** Leadership lost: SIGTERM now, SIGKILL after the fence grace (never later than the deadline). */
@@ -44,6 +45,8 @@ export type FromWatchdog =
   | { t: 'exit'; code: number | null; signal: NodeJS.Signals | null }
   /** The watchdog started stopping the tree, and why. */
   | { t: 'stopping'; cause: StopCause }
+  /** The grace (or the lease deadline) ran out: SIGKILL is being sent to the tree. */
+  | { t: 'killing' }
   /** No process of the tree runs any more — or, if `unkillable` is not empty, those
    *  processes refused SIGKILL (EPERM) and may still run. */
   | { t: 'gone'; killed: boolean; elapsedMs: number; unkillable: number[] };

@@ -64,6 +64,8 @@ export class WatchdogHandle {
   /** Called when the watchdog starts stopping the tree, with why ('deadline': by its own
    *  clock the lease was lost — leader-run is late). */
   onStopping: ((cause: StopCause) => void) | null = null;
+  /** Called when the grace or the deadline ran out and SIGKILL goes to the tree. */
+  onKilling: (() => void) | null = null;
   /** Called once if the watchdog dies or stops answering; the tree, if any, is then killed
    *  by this process. Called before `exited` and `gone` resolve. */
   onFailed: ((why: string) => void) | null = null;
@@ -109,14 +111,21 @@ export class WatchdogHandle {
     return this.#failure;
   }
 
-  async spawn(file: string, args: string[], env: Record<string, string>, anchor: Instant, deadlines: LeaseDeadlines): Promise<SpawnResult> {
+  async spawn(
+    file: string,
+    args: string[],
+    env: Record<string, string>,
+    anchor: Instant,
+    deadlines: LeaseDeadlines,
+    fenceSignal: NodeJS.Signals,
+  ): Promise<SpawnResult> {
     if (this.#failure) return this.#noWatchdog();
     this.#anchor = anchor;
     this.#deadlines = deadlines;
     this.#spawned = true;
     const [k, v] = this.#mark.split('=') as [string, string];
     const answer = new Promise<SpawnResult>((resolve) => (this.#spawning = resolve));
-    this.#send({ t: 'spawn', file, args, env: { ...env, [k]: v }, anchor, deadlines });
+    this.#send({ t: 'spawn', file, args, env: { ...env, [k]: v }, anchor, deadlines, fenceSignal });
     return answer;
   }
 
@@ -127,8 +136,8 @@ export class WatchdogHandle {
     if (this.#imposedKillAt < Infinity) this.#armBackstop();
   }
 
-  forward(signal: NodeJS.Signals): void {
-    this.#send({ t: 'signal', signal });
+  forward(signal: NodeJS.Signals, target: 'child' | 'group' | 'session'): void {
+    this.#send({ t: 'signal', signal, target });
   }
 
   /** Voluntary stop; resolves once the whole tree is confirmed gone (at once if none ran). */
@@ -171,7 +180,9 @@ export class WatchdogHandle {
     if (this.#anchor && this.#deadlines) killAt = Math.min(killAt, t.mono + this.#deadlines.killAfterMs - elapsedMs(this.#anchor, t));
     this.#backstop = setTimeout(
       () => {
-        this.#markedTree()?.signal('SIGKILL');
+        const tree = this.#markedTree();
+        if (tree && tree.running().length > 0) this.#killing();
+        tree?.signal('SIGKILL');
         this.#backstop = setTimeout(() => {
           if (!this.#gone) this.#fail(`it did not report the child's tree gone ${this.#guard.confirmBudgetMs / 2}ms after the kill deadline`);
         }, this.#guard.confirmBudgetMs / 2);
@@ -240,10 +251,22 @@ export class WatchdogHandle {
       case 'stopping':
         this.onStopping?.(m.cause);
         break;
+      case 'killing':
+        this.#killing();
+        break;
     }
     const matched = this.#waiters.filter((w) => w.want === m.t);
     this.#waiters = this.#waiters.filter((w) => w.want !== m.t);
     for (const w of matched) w.resolve(m);
+  }
+
+  #killed = false;
+  /** SIGKILL goes to the tree (the grace or the deadline ran out): said once, by whichever
+   *  of the two processes gets there first. */
+  #killing(): void {
+    if (this.#killed) return;
+    this.#killed = true;
+    this.onKilling?.();
   }
 
   #confirmGone(g: Gone): void {

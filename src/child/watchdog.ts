@@ -38,6 +38,7 @@ let termSent = false;
 let killing = false;
 let timer: NodeJS.Timeout | null = null;
 let parentGone = false;
+let fenceSignal: NodeJS.Signals = 'SIGTERM';
 /** `setpriv --pdeathsig KILL --` where util-linux's setpriv can do it, else nothing; asked
  *  once, before the watchdog says it is ready. */
 let pdeathsig: string[] = [];
@@ -58,7 +59,10 @@ function onMessage(m: ToWatchdog): void {
       anchor = m.anchor;
       return check();
     case 'signal':
-      if (tree && !gone) tree.signal(m.signal);
+      if (tree && !gone) {
+        if (m.target === 'session') tree.signal(m.signal);
+        else if (tree.sid !== null) signalOne(m.target === 'group' ? -tree.sid : tree.sid, m.signal);
+      }
       return;
     case 'stop':
       send({ t: 'stopping', cause: 'requested' });
@@ -75,6 +79,7 @@ function onMessage(m: ToWatchdog): void {
 function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
   deadlines = m.deadlines;
   anchor = m.anchor;
+  fenceSignal = m.fenceSignal;
   // Checked here, in the process that spawns, right before it does: a leader-run that was
   // frozen may ask for a spawn on a lease that has already expired.
   const late = elapsedMs(m.anchor, now());
@@ -115,7 +120,7 @@ function startFence(cause: StopCause): void {
   if (!tree || gone) return;
   if (!termSent) {
     send({ t: 'stopping', cause });
-    tree.signal('SIGTERM');
+    tree.signal(fenceSignal);
     termSent = true;
   }
   if (deadlines) imposedKillAt = Math.min(imposedKillAt, now().mono + deadlines.fenceGraceMs);
@@ -142,6 +147,7 @@ function check(): void {
 /** SIGKILL until nothing of the tree runs and the child is reaped; then report. */
 async function killTree(t: ProcessTree, forced: boolean): Promise<void> {
   const start = now().mono;
+  if (forced && t.running().length > 0) send({ t: 'killing' });
   const { unkillable } = await t.kill(deadlines?.confirmBudgetMs ?? 500);
   // Its exit status follows its reaping at once; never wait on it unboundedly.
   if (unkillable.length === 0) await Promise.race([child, new Promise((r) => setTimeout(r, 100))]);
@@ -151,6 +157,15 @@ async function killTree(t: ProcessTree, forced: boolean): Promise<void> {
   if (parentGone) process.exit(0);
 }
 
+function signalOne(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // gone, or not ours to signal: nothing to forward to
+  }
+}
+
+process.title = 'leader-run-watchdog';
 process.on('message', (m: ToWatchdog) => onMessage(m));
 // leader-run died (SIGKILL, OOM, crash): nobody renews the lease any more. The channel's
 // disconnect is the only sign of that: signals to this process are not.

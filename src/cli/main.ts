@@ -25,6 +25,13 @@ function ownVersion(): string {
 export const version = ownVersion();
 
 export async function main(argv: readonly string[]): Promise<number> {
+  // Named in ps and top as what it is (its watchdog: leader-run-watchdog).
+  process.title = 'leader-run';
+  // A reader that went away (`leader-run --help | head -1`, a closed log pipe) must never
+  // crash leader-run, above all while a child runs: what cannot be written is dropped.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+  // `leader-run help` as git and kubectl take it; `leader-run help status` for a subcommand's.
+  if (argv[0] === 'help') argv = argv[1] === 'status' ? ['status', '--help'] : ['--help'];
   // A subcommand only as the very first word: `leader-run -- status` still runs a program named status.
   if (argv[0] === 'status') return (await import('./status.ts')).status(argv.slice(1), version);
   let parsed: ParsedRun;

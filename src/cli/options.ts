@@ -3,10 +3,11 @@
  * get wrong about the command line is caught here, before anything talks to the API server
  * or starts a process.
  */
-import { Command } from 'commander';
+import { constants } from 'node:os';
+import { Command, Option } from 'commander';
 import type { HttpAddr, RoutingConfig, RunConfig } from '../config.ts';
 import { formatDuration, parseDuration } from '../core/duration.ts';
-import { checkTiming, DEFAULT_TIMING, TIMING_FLAGS, type Timing, type TimingField, timingMessage } from '../election/timing.ts';
+import { checkTiming, DEFAULT_TIMING, deriveTiming, TIMING_FLAGS, type Timing, type TimingField, timingMessage } from '../election/timing.ts';
 import type { ConfigField } from '../kube/config.ts';
 import { defaultIdentity } from '../lease/record.ts';
 import { addFlag, addLeaseFlags, envName, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
@@ -68,17 +69,28 @@ export function buildProgram(version: string): Command {
   const opt = (flags: string, desc: string, name: string, dflt?: string) => addFlag(p, flags, desc, name, dflt);
   addLeaseFlags(p, 'to hold');
   opt('--id <identity>', 'holder identity (default: <hostname>_<random>, unique per process)', 'id');
-  opt('--lease-duration <duration>', 'how long a lease is valid without renewal (D)', 'lease-duration', formatDuration(DEFAULT_TIMING.leaseDurationMs));
-  opt('--renew-deadline <duration>', 'give up leading if not renewed for this long (R)', 'renew-deadline', formatDuration(DEFAULT_TIMING.renewDeadlineMs));
-  opt('--retry-period <duration>', 'renew / retry interval (P)', 'retry-period', formatDuration(DEFAULT_TIMING.retryPeriodMs));
-  opt('--fence-grace <duration>', 'after losing the lease: SIGTERM → SIGKILL grace (G)', 'fence-grace', formatDuration(DEFAULT_TIMING.fenceGraceMs));
+  // No defaults here: the timing flags not given are derived from those that are.
+  const d = (ms: number) => formatDuration(ms);
+  opt('--lease-duration <duration>', `how long a lease is valid without renewal (D; default ${d(DEFAULT_TIMING.leaseDurationMs)})`, 'lease-duration');
+  opt(
+    '--renew-deadline <duration>',
+    `give up leading if not renewed for this long (R; default ${d(DEFAULT_TIMING.renewDeadlineMs)}, or 2/3 of D)`,
+    'renew-deadline',
+  );
+  opt('--retry-period <duration>', `renew / retry interval (P; default ${d(DEFAULT_TIMING.retryPeriodMs)}, or R/5)`, 'retry-period');
+  opt(
+    '--fence-grace <duration>',
+    `after losing the lease: SIGTERM → SIGKILL grace (G; default ${d(DEFAULT_TIMING.fenceGraceMs)}, or 2/15 of D)`,
+    'fence-grace',
+  );
   opt(
     '--shutdown-grace <duration>',
     'on SIGTERM/SIGINT or child exit: how long the child may take to stop while we keep renewing',
     'shutdown-grace',
     DEFAULT_SHUTDOWN_GRACE,
   );
-  opt('--wait-timeout <duration>', 'give up if not leading within this time (exit 75)', 'wait-timeout');
+  opt('--wait-timeout <duration>', 'give up if not leading within this time (exit 75); 0: try once, as flock -n', 'wait-timeout');
+  opt('-n, --nonblock', 'try once: lead now or exit with --wait-timeout-exit-code (the same as --wait-timeout 0)', 'nonblock');
   opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', DEFAULT_WAIT_TIMEOUT_EXIT_CODE);
   opt(
     '--startup-timeout <duration>',
@@ -89,9 +101,15 @@ export function buildProgram(version: string): Command {
   opt('--http-addr <host:port>', 'serve /healthz, /readyz, /metrics and /leader here (port 0: any free port; default: off)', 'http-addr');
   opt('--leader-service <name>', "point this Service's selector at the leading Pod (needs POD_NAME, POD_NAMESPACE)", 'leader-service');
   opt('--shell', 'run the command through /bin/sh -c (default: exec it directly)', 'shell');
+  opt('--stop-signal <signal>', 'the signal that asks the child to stop (default: the stop signal leader-run got; SIGTERM on a lost lease)', 'stop-signal');
+  opt('--forward-to <target>', "where SIGHUP, SIGUSR1 and SIGUSR2 go: 'group' (the child's process group), 'child', or 'session'", 'forward-to', 'group');
   opt('--log-format <format>', 'text or json', 'log-format', 'text');
   opt('-v, --verbose', 'log debug detail', 'verbose');
   opt('-q, --quiet', 'log only warnings and errors', 'quiet');
+  // A flag wins over its variable: these undo a LEADER_RUN_* boolean baked into an image.
+  p.addOption(new Option('--no-shell', 'exec the command directly, whatever LEADER_RUN_SHELL says'));
+  p.addOption(new Option('--no-verbose', 'no debug detail, whatever LEADER_RUN_VERBOSE says'));
+  p.addOption(new Option('--no-quiet', 'log at info, whatever LEADER_RUN_QUIET says'));
   return p;
 }
 
@@ -119,7 +137,10 @@ function validate(p: Command): ParsedRun {
     const ms = parseDuration(text);
     if (ms === undefined) throw new UsageError(`${where(p, flag)} ${JSON.stringify(text)} is not a duration; write it like 1500ms, 15s or 1m`);
     if (ms <= 0 && !allowZero) {
-      const dflt = p.options.find((x) => x.long === `--${flag}`)?.defaultValue as string | undefined;
+      const timingDefault = (Object.keys(TIMING_FLAGS) as TimingField[]).find((f) => TIMING_FLAGS[f] === `--${flag}`);
+      const dflt = timingDefault
+        ? formatDuration(DEFAULT_TIMING[timingDefault])
+        : (p.options.find((x) => x.long === `--${flag}`)?.defaultValue as string | undefined);
       throw new UsageError(`${where(p, flag)} must be greater than zero; ${dflt ? `leave it out for the default ${dflt}` : 'leave it out for no limit'}`);
     }
     return ms;
@@ -130,12 +151,17 @@ function validate(p: Command): ParsedRun {
   if (id !== undefined && id.trim() === '') throw new UsageError(`${where(p, 'id')} is empty; give a non-empty identity or leave it out`);
   if (id !== undefined && id.length > 253) throw new UsageError(`${where(p, 'id')} is longer than 253 characters`);
 
-  const timing: Timing = {
-    leaseDurationMs: duration('leaseDuration', 'lease-duration'),
-    renewDeadlineMs: duration('renewDeadline', 'renew-deadline'),
-    retryPeriodMs: duration('retryPeriod', 'retry-period'),
-    fenceGraceMs: duration('fenceGrace', 'fence-grace', { allowZero: true }),
-  };
+  const given: { -readonly [K in keyof Timing]?: number } = {};
+  if (str('leaseDuration') !== undefined) given.leaseDurationMs = duration('leaseDuration', 'lease-duration');
+  if (str('renewDeadline') !== undefined) given.renewDeadlineMs = duration('renewDeadline', 'renew-deadline');
+  if (str('retryPeriod') !== undefined) given.retryPeriodMs = duration('retryPeriod', 'retry-period');
+  if (str('fenceGrace') !== undefined) given.fenceGraceMs = duration('fenceGrace', 'fence-grace', { allowZero: true });
+  const timing = deriveTiming(given);
+  const derived = (Object.keys(timing) as TimingField[]).filter((f) => given[f] === undefined);
+  const timingDerived =
+    given.leaseDurationMs !== undefined && derived.length > 0
+      ? `${derived.map((f) => `${TIMING_FLAGS[f]} ${formatDuration(timing[f])}`).join(', ')} derived from ${TIMING_FLAGS.leaseDurationMs} ${formatDuration(timing.leaseDurationMs)}`
+      : undefined;
   const problem = checkTiming(timing);
   // The rule names flags; where one came from its variable, name that (not in the example).
   if (problem)
@@ -147,7 +173,14 @@ function validate(p: Command): ParsedRun {
       ),
     );
   const shutdownGraceMs = duration('shutdownGrace', 'shutdown-grace', { allowZero: true });
-  const waitTimeoutMs = str('waitTimeout') === undefined ? undefined : duration('waitTimeout', 'wait-timeout');
+  const nonblock = bool('nonblock', 'nonblock');
+  const waitTimeoutMs = str('waitTimeout') === undefined ? (nonblock ? 0 : undefined) : duration('waitTimeout', 'wait-timeout', { allowZero: true });
+  if (nonblock && waitTimeoutMs !== 0)
+    throw new UsageError(`${where(p, 'nonblock')} and ${where(p, 'wait-timeout')} ${formatDuration(waitTimeoutMs ?? 0)} contradict each other; give one`);
+  const stopSignal = signalOption(str('stopSignal'), where(p, 'stop-signal'));
+  const forwardTo = str('forwardTo') ?? 'group';
+  if (forwardTo !== 'group' && forwardTo !== 'child' && forwardTo !== 'session')
+    throw new UsageError(`${where(p, 'forward-to')} ${JSON.stringify(forwardTo)} is not a target; use group, child or session`);
   const code = str('waitTimeoutExitCode') ?? DEFAULT_WAIT_TIMEOUT_EXIT_CODE;
   if (!/^\d+$/.test(code) || Number(code) > 255)
     throw new UsageError(`${where(p, 'wait-timeout-exit-code')} ${JSON.stringify(code)} must be a whole number from 0 to 255`);
@@ -156,9 +189,15 @@ function validate(p: Command): ParsedRun {
   const logFormat = str('logFormat') ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json')
     throw new UsageError(`${where(p, 'log-format')} ${JSON.stringify(logFormat)} is not a log format; use text or json`);
-  const verbose = bool('verbose', 'verbose');
-  const quiet = bool('quiet', 'quiet');
-  if (verbose && quiet) throw new UsageError(`${where(p, 'verbose')} and ${where(p, 'quiet')} contradict each other; give one`);
+  let verbose = bool('verbose', 'verbose');
+  let quiet = bool('quiet', 'quiet');
+  if (verbose && quiet) {
+    // A flag wins over a variable; two flags, or two variables, contradict each other.
+    const fromCli = (k: string) => p.getOptionValueSource(k) === 'cli';
+    if (fromCli('verbose') === fromCli('quiet')) throw new UsageError(`${where(p, 'verbose')} and ${where(p, 'quiet')} contradict each other; give one`);
+    if (fromCli('verbose')) quiet = false;
+    else verbose = false;
+  }
   // An empty path or context is a typo in the flag (often an unset variable in a template).
   for (const [key, what] of [
     ['kubeconfig', 'the path of a kubeconfig file'],
@@ -177,7 +216,10 @@ function validate(p: Command): ParsedRun {
     lease,
     identity: id ?? defaultIdentity(),
     timing,
+    timingDerived,
     shutdownGraceMs,
+    stopSignal,
+    forwardTo,
     kube: { kubeconfig: str('kubeconfig'), context: str('context') },
     waitTimeoutMs,
     waitTimeoutExitCode: Number(code),
@@ -189,6 +231,15 @@ function validate(p: Command): ParsedRun {
     command,
   };
   return { config, names: { config: (f) => where(p, f), httpAddr: where(p, 'http-addr') } };
+}
+
+/** A signal by name, as kill(1) takes it: TERM, SIGTERM, sigterm. */
+function signalOption(text: string | undefined, given: string): NodeJS.Signals | undefined {
+  if (text === undefined) return undefined;
+  const name = `SIG${text.toUpperCase().replace(/^SIG/, '')}`;
+  if (!(name in constants.signals) || name === 'SIGKILL' || name === 'SIGSTOP')
+    throw new UsageError(`${given} ${JSON.stringify(text)} is not a signal a child can handle; give a name like TERM, INT, QUIT or USR1`);
+  return name as NodeJS.Signals;
 }
 
 /** HOST:PORT as Go writes it: `127.0.0.1:9090`, `[::1]:9090`, or `:9090` for every interface. */

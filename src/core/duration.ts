@@ -6,6 +6,7 @@ const unitMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000
  *  unit would be a guess. */
 export function parseDuration(text: string): number | undefined {
   const s = text.trim();
+  if (s === '0') return 0; // as Go's time.ParseDuration takes it
   if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(s)) return undefined;
   let total = 0;
   for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(m[1]) * (unitMs[m[2] ?? ''] ?? NaN);

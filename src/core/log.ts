@@ -26,6 +26,8 @@ export type LogEvent =
   | 'child-fenced'
   | 'child-gone'
   | 'child-failed'
+  | 'child-killed'
+  | 'waiting'
   | 'watchdog-fence'
   | 'watchdog-failed'
   | 'unkillable'

@@ -72,6 +72,9 @@ export interface ElectorEvents {
   answered?(): void;
   /** The follower's watch failed; it polls instead (for good if the watch is forbidden). */
   watchFailed?(err: ApiError): void;
+  /** A try at the Lease found it held: by `holder` (`ours`: our identity, in a record this
+   *  process did not write), expiring `earliestMs` from now at the earliest if not renewed. */
+  declined?(holder: string, earliestMs: number, ours: boolean): void;
 }
 
 type State = 'idle' | 'following' | 'leading' | 'lost' | 'released' | 'stopped';
@@ -347,9 +350,10 @@ export class Elector {
       }
     }
     const leftMs = snap ? expiryAfterMs(snap.spec.leaseDurationSeconds ?? undefined, t) - (now.mono - this.#observedAt) : 0;
-    if (snap && holder !== '') {
+    if (snap && holder !== '' && leftMs > 0) {
+      this.#events.declined?.(holder, Math.ceil(leftMs), holder === this.#cfg.identity);
       // Wake at the expiry instant rather than up to a retry period after it.
-      if (leftMs > 0) return Math.min(followerRetryMs(t, this.#random), Math.ceil(leftMs));
+      return Math.min(followerRetryMs(t, this.#random), Math.ceil(leftMs));
     }
     // A free record is taken at once; but unless a release wrote it, the term is held as for
     // a new object (see holdMs) — until it has been seen unchanged for as long as a held one.

@@ -124,6 +124,20 @@ export function followerRetryMs(t: Timing, random: () => number): number {
 
 export type TimingField = keyof Timing;
 
+/** A whole timing set from the fields given, the others derived as kube-controller-manager's
+ *  defaults scale (R = 2/3 D, P = R/5, G = 2/15 D), kept safe (R + G + K + ε ≤ D) where the
+ *  given fields allow it. Durations are whole 100 ms. */
+export function deriveTiming(given: Partial<Timing>): Timing {
+  const down = (ms: number) => Math.max(100, Math.floor(ms / 100) * 100);
+  const d = given.leaseDurationMs ?? DEFAULT_TIMING.leaseDurationMs;
+  const g = given.fenceGraceMs ?? (given.leaseDurationMs === undefined ? DEFAULT_TIMING.fenceGraceMs : down((d * 2) / 15));
+  const r =
+    given.renewDeadlineMs ??
+    (given.leaseDurationMs === undefined ? DEFAULT_TIMING.renewDeadlineMs : down(Math.min((d * 2) / 3, d - g - CONFIRM_BUDGET_MS - clockMarginMs(d))));
+  const p = given.retryPeriodMs ?? (given.leaseDurationMs === undefined && given.renewDeadlineMs === undefined ? DEFAULT_TIMING.retryPeriodMs : down(r / 5));
+  return { leaseDurationMs: d, renewDeadlineMs: r, retryPeriodMs: p, fenceGraceMs: g };
+}
+
 /** Why a timing set is unsafe, as data: the rule broken, the fields involved, and a safe
  *  combination near it. Each caller words it with its own names (timingMessage). */
 export type TimingProblem =

@@ -44,12 +44,14 @@ export function loadTarget(opts: KubeRef): Target {
       throw new ConfigError(
         (n) => `KUBECONFIG names ${listed.map((f) => JSON.stringify(f)).join(', ')}, and none of them exists; fix KUBECONFIG or pass ${n('kubeconfig')}`,
       );
-    loadFile(kc, files[0] as string, () => 'KUBECONFIG');
-    for (const f of files.slice(1)) {
-      const more = new KubeConfig();
-      loadFile(more, f, () => 'KUBECONFIG');
-      kc.mergeConfig(more, true);
-    }
+    mergeFirstWins(
+      kc,
+      files.map((f) => {
+        const one = new KubeConfig();
+        loadFile(one, f, () => 'KUBECONFIG');
+        return one;
+      }),
+    );
     source = files.join(path.delimiter);
   } else if (existsSync(path.join(homedir(), '.kube', 'config'))) {
     source = path.join(homedir(), '.kube', 'config');
@@ -114,6 +116,23 @@ export function loadTarget(opts: KubeRef): Target {
   const nsFile = path.join(SA_DIR, 'namespace');
   const podNamespace = source === 'in-cluster service account' && existsSync(nsFile) ? readFileSync(nsFile, 'utf8').trim() : '';
   return { kc, source, namespace: podNamespace || ctx.namespace || 'default' };
+}
+
+/** kubectl's merge of the KUBECONFIG files: a cluster, user or context defined in several
+ *  files is taken from the first (every k3s kubeconfig calls all three `default`), and so is
+ *  the current-context. client-node's mergeConfig throws on such duplicates instead. */
+function mergeFirstWins(into: KubeConfig, configs: KubeConfig[]): void {
+  const first = <T extends { name: string }>(lists: T[][]): T[] => {
+    const seen = new Map<string, T>();
+    for (const list of lists) for (const item of list) if (!seen.has(item.name)) seen.set(item.name, item);
+    return [...seen.values()];
+  };
+  into.loadFromOptions({
+    clusters: first(configs.map((c) => c.getClusters())),
+    users: first(configs.map((c) => c.getUsers())),
+    contexts: first(configs.map((c) => c.getContexts())),
+    currentContext: configs.map((c) => c.getCurrentContext()).find((c) => !!c) ?? '',
+  });
 }
 
 /** `from` names where the file was given: an option (the kubeconfig field), or a source of

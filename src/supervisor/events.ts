@@ -36,7 +36,8 @@ export type RunEvent =
   | { readonly type: 'watchdog-failed'; readonly why: string }
   /** A failure before leading that retrying will not fix (see failures.ts). */
   | { readonly type: 'fatal'; readonly fatal: Fatal }
-  | { readonly type: 'wait-timeout' }
+  /** --wait-timeout passed; with --wait-timeout 0, the one try found the Lease held by `holder`. */
+  | { readonly type: 'wait-timeout'; readonly holder?: string }
   /** Campaigning has stopped. `leading`: an acquire in flight won meanwhile; `releasedLost`:
    *  a write of ours whose answer was lost had landed, and was released. */
   | { readonly type: 'campaign-stopped'; readonly leading: boolean; readonly releasedLost: boolean }
@@ -50,11 +51,13 @@ export type Effect =
   | { readonly type: 'stop-tree'; readonly signal: NodeJS.Signals; readonly graceMs: number }
   /** Involuntary: SIGTERM, SIGKILL after G. */
   | { readonly type: 'fence' }
-  | { readonly type: 'forward'; readonly signal: NodeJS.Signals }
+  /** Pass a signal on: a forwarded one (HUP, USR1, USR2) where --forward-to says, a repeated
+   *  stop signal to the whole tree. */
+  | { readonly type: 'forward'; readonly signal: NodeJS.Signals; readonly to: 'forward-target' | 'session' }
   | { readonly type: 'stop-campaigning' }
   /** Give the Lease back. Only ever asked for once no child's tree can run. */
   | { readonly type: 'release' }
   /** End the term without releasing: the Lease is left to expire. */
   | { readonly type: 'abandon' }
   | { readonly type: 'log'; readonly level: Level; readonly event: LogEvent; readonly message: string; readonly fields?: Record<string, unknown> }
-  | { readonly type: 'exit'; readonly status: number };
+  | { readonly type: 'exit'; readonly status: number; readonly cause: string };

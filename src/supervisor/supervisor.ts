@@ -76,6 +76,8 @@ export interface SupervisorConfig {
   readonly waitTimeoutExitCode: number;
   /** The command as the user gave it, for the log. */
   readonly commandText: string;
+  /** --stop-signal: sent to the child on every stop; undefined: the stop signal received. */
+  readonly stopSignal?: NodeJS.Signals | undefined;
 }
 
 const TREE_PHASES: ReadonlySet<Phase> = new Set(['spawning', 'running', 'stopping', 'fencing']);
@@ -90,6 +92,8 @@ export class Supervisor {
   #anchor: Instant | null = null;
   /** When the tree was asked to stop, and how (for child-gone / child-fenced). */
   #stopAsked: { at: number; fenced: boolean } | null = null;
+  /** Ctrl-C presses during a stop: the third kills at once, as docker compose does. */
+  #interrupts = 0;
   #effects: Effect[] = [];
 
   constructor(cfg: SupervisorConfig) {
@@ -122,7 +126,7 @@ export class Supervisor {
         this.#anchor = e.anchor;
         return;
       case 'forward-signal':
-        if (this.hasTree) this.#do({ type: 'forward', signal: e.signal });
+        if (this.hasTree) this.#do({ type: 'forward', signal: e.signal, to: 'forward-target' });
         return;
       case 'stop-signal':
         return this.#onStopSignal(e.signal, now);
@@ -189,7 +193,10 @@ export class Supervisor {
         return this.#leave({ kind: 'fatal', status: e.fatal.status });
       case 'wait-timeout':
         if (p !== 'campaigning') return;
-        this.#log('warn', 'wait-timeout', `not leading after ${formatDuration(this.#cfg.waitTimeoutMs ?? 0)} (--wait-timeout): giving up`);
+        // Trying once (cron): a skip is expected, and says nothing under -q.
+        if (this.#cfg.waitTimeoutMs === 0)
+          this.#log('info', 'wait-timeout', `the Lease is held by ${e.holder ?? 'another candidate'}: not waiting (--wait-timeout 0)`, { holder: e.holder });
+        else this.#log('warn', 'wait-timeout', `not leading after ${formatDuration(this.#cfg.waitTimeoutMs ?? 0)} (--wait-timeout): giving up`);
         return this.#leave({ kind: 'wait-timeout', status: this.#cfg.waitTimeoutExitCode });
       case 'campaign-stopped':
         if (p !== 'leaving') return;
@@ -237,8 +244,15 @@ export class Supervisor {
   #onStopSignal(signal: NodeJS.Signals, now: Instant): void {
     const p = this.#phase;
     if (this.#cause || this.#lost || p === 'leaving' || p === 'releasing') {
+      if (!this.hasTree) return;
+      if (signal === 'SIGINT' && ++this.#interrupts >= 2) {
+        // The third Ctrl-C (the first began the stop): no more grace.
+        this.#log('warn', 'child-killed', 'interrupted three times: killing the child now');
+        this.#do({ type: 'stop-tree', signal: 'SIGKILL', graceMs: 0 });
+        return;
+      }
       // Asked again while stopping: pass it on, the child may want it.
-      if (this.hasTree) this.#do({ type: 'forward', signal });
+      this.#do({ type: 'forward', signal, to: 'session' });
       return;
     }
     this.#log('info', 'signal', `received ${signal}: stopping`, { signal });
@@ -252,7 +266,11 @@ export class Supervisor {
     if (this.#cause?.kind === 'signal') this.#cause = { ...this.#cause, childStatus: status };
     if (p !== 'running') return; // stopping or fencing: the tree is going anyway
     const how = exit.code !== null ? `status ${exit.code}` : `signal ${exit.signal}`;
-    this.#log('info', 'child-exited', `child exited by itself (${how})`, { code: exit.code, signal: exit.signal ?? undefined });
+    this.#log(status === 0 ? 'info' : 'warn', 'child-exited', `child exited by itself (${how})`, {
+      code: exit.code ?? undefined,
+      signal: exit.signal ?? undefined,
+      status,
+    });
     this.#end({ kind: 'child-exit', status }, 'SIGTERM', now);
   }
 
@@ -288,7 +306,7 @@ export class Supervisor {
     if (p === 'spawning' || p === 'running') {
       this.#phase = 'stopping';
       this.#stopAsked = { at: now?.mono ?? 0, fenced: false };
-      this.#do({ type: 'stop-tree', signal, graceMs: this.#cfg.shutdownGraceMs });
+      this.#do({ type: 'stop-tree', signal: this.#cfg.stopSignal ?? signal, graceMs: this.#cfg.shutdownGraceMs });
       return;
     }
     this.#release();
@@ -335,7 +353,10 @@ export class Supervisor {
 
   #exit(): void {
     this.#phase = 'done';
-    this.#do({ type: 'exit', status: exitStatusFor(this.#cause ?? { kind: 'fatal', status: ExitStatus.software }, this.#lost, this.#watchdogFailed) });
+    const cause = this.#cause ?? { kind: 'fatal', status: ExitStatus.software };
+    // Says why, so that a child's own 75 can be told from a lost Lease.
+    const why = cause.kind === 'unkillable' ? cause.kind : this.#lost ? 'lost' : this.#watchdogFailed ? 'watchdog-failed' : cause.kind;
+    this.#do({ type: 'exit', status: exitStatusFor(cause, this.#lost, this.#watchdogFailed), cause: why });
   }
 
   #do(effect: Effect): void {

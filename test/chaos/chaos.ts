@@ -362,7 +362,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     lr.waitFor('campaigning', 60_000).then(
       () => {
         // The watchdog is forked before leader-run says it is campaigning.
-        const wd = slot.peer ? undefined : childrenOf(lr.pid).find((p) => /watchdog\.[jt]s/.test(cmdline(p)));
+        const wd = slot.peer ? undefined : childrenOf(lr.pid).find((p) => /leader-run-watchdog|watchdog\.[jt]s/.test(cmdline(p)));
         if (wd) inc.watchdog = { pid: wd, start: procStart(wd) };
       },
       () => {},
@@ -1021,11 +1021,11 @@ function markedProcesses(marker: string): Array<{ pid: number; what: string; cmd
     if (!env.split('\0').includes(marker) || !stillAlive(pid, undefined)) continue;
     const cmd = cmdline(pid);
     if (cmd.includes('leader-run-guard') || cmdline(parentOf(pid)).includes('leader-run-guard')) continue;
-    const what = /watchdog\.[jt]s/.test(cmd)
+    const what = /leader-run-watchdog|watchdog\.[jt]s/.test(cmd)
       ? 'watchdog'
       : cmd.includes('worker.ts')
         ? 'worker'
-        : cmd.includes('leader-run.js')
+        : cmd.includes('leader-run.js') || cmd.startsWith('leader-run ')
           ? 'leader-run'
           : cmd.includes("process.on('SIGTERM'") || cmd.includes('zthread')
             ? 'grandchild'

@@ -129,10 +129,10 @@ const cases: Case[] = [
     says: () => ['--retry-period must be greater than zero', 'default 2s'],
   },
   {
-    name: '--wait-timeout zero',
+    name: '--nonblock with a --wait-timeout',
     status: usage,
-    args: (l) => ['--lock-name', l, '--wait-timeout', '0s'],
-    says: () => ['--wait-timeout must be greater than zero', 'leave it out'],
+    args: (l) => ['--lock-name', l, '-n', '--wait-timeout', '5s'],
+    says: () => ['--nonblock and --wait-timeout 5s contradict each other'],
   },
   {
     name: '--startup-timeout malformed',
@@ -149,7 +149,7 @@ const cases: Case[] = [
   {
     name: '--lease-duration below --renew-deadline',
     status: usage,
-    args: (l) => ['--lock-name', l, '--lease-duration', '5s'],
+    args: (l) => ['--lock-name', l, '--lease-duration', '5s', '--renew-deadline', '10s'],
     says: () => ['--lease-duration 5s must be greater than --renew-deadline 10s', 'for example'],
   },
   {
@@ -264,8 +264,8 @@ const cases: Case[] = [
     name: 'LEADER_RUN_LEASE_DURATION not above the renew deadline',
     status: usage,
     args: (l) => ['--lock-name', l],
-    env: envVar('LEADER_RUN_LEASE_DURATION', '10s'),
-    says: () => ['LEADER_RUN_LEASE_DURATION (--lease-duration) 10s must be greater than --renew-deadline 10s'],
+    env: () => ({ LEADER_RUN_LEASE_DURATION: '10s', LEADER_RUN_RENEW_DEADLINE: '10s' }),
+    says: () => ['LEADER_RUN_LEASE_DURATION (--lease-duration) 10s must be greater than LEADER_RUN_RENEW_DEADLINE (--renew-deadline) 10s'],
   },
   {
     name: 'LEADER_RUN_RETRY_PERIOD too close to the renew deadline',

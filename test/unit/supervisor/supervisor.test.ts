@@ -85,6 +85,42 @@ describe('supervisor: the ways a run ends', () => {
     assert.equal(r.s.phase, 'stopping');
   });
 
+  it('a third Ctrl-C kills at once', () => {
+    const sigint: RunEvent = { type: 'stop-signal', signal: 'SIGINT' };
+    const r = drive([...running, sigint, sigint, sigint]);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'forward', 'stop-tree']);
+    assert.deepEqual(r.effects.filter((e) => e.type === 'stop-tree').at(-1), { type: 'stop-tree', signal: 'SIGKILL', graceMs: 0 });
+    assert.ok(r.logged.includes('child-killed'));
+  });
+
+  it('--stop-signal: the child is asked to stop with it, whatever leader-run got', () => {
+    const r = drive([...running, { type: 'stop-signal', signal: 'SIGTERM' }], { stopSignal: 'SIGQUIT' });
+    assert.deepEqual(
+      r.effects.find((e) => e.type === 'stop-tree'),
+      { type: 'stop-tree', signal: 'SIGQUIT', graceMs: 1000 },
+    );
+  });
+
+  it('says why it exits, so a child’s own 75 is told from a lost Lease', () => {
+    const own = drive([...running, exited(75), gone, released]).effects.find((e) => e.type === 'exit');
+    const lost = drive([...running, { type: 'lost', reason: 'deleted', detail: '' }, gone, released]).effects.find((e) => e.type === 'exit');
+    assert.deepEqual(own, { type: 'exit', status: 75, cause: 'child-exit' });
+    assert.deepEqual(lost, { type: 'exit', status: 75, cause: 'lost' });
+  });
+
+  it('trying once: a held Lease is a quiet skip', () => {
+    const r = drive(
+      [
+        { type: 'wait-timeout', holder: 'other' },
+        { type: 'campaign-stopped', leading: false, releasedLost: false },
+      ],
+      { waitTimeoutMs: 0 },
+    );
+    const log = r.effects.find((e) => e.type === 'log');
+    assert.equal(log?.type === 'log' && log.level, 'info');
+    assert.equal(r.status, 3);
+  });
+
   it('7. pointing the Service at this Pod fails: release, the routing status; no child', () => {
     const fatal = { status: 77, event: 'forbidden' as const, message: 'no' };
     const r = drive([leading(), { type: 'routing-failed', fatal }, released], { routing: true });

@@ -25,7 +25,9 @@ export interface ParsedRun {
   readonly names: OptionNames;
 }
 
-const DEFAULT_SHUTDOWN_GRACE = '30s';
+// Below Kubernetes' default 30 s termination grace: a Pod spec that does not set it still
+// lets the child stop and the Lease be released before the kubelet's SIGKILL.
+const DEFAULT_SHUTDOWN_GRACE = '20s';
 const DEFAULT_WAIT_TIMEOUT_EXIT_CODE = '75';
 const DEFAULT_STARTUP_TIMEOUT = '30s';
 

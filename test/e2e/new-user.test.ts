@@ -15,8 +15,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** A kubeconfig whose cluster, user and context are all called `default`, as k3s writes it. */
 function k3sStyle(from: string, to: string, server?: string): string {
-  let text = fs.readFileSync(from, 'utf8');
-  for (const m of text.matchAll(/^\s*(?:- )?name: (\S+)$/gm)) text = text.replaceAll(new RegExp(`\\b${m[1]}\\b`, 'g'), 'default');
+  // Only the naming keys change: a value such as the CA file's path may contain a name too.
+  let text = fs.readFileSync(from, 'utf8').replace(/^(\s*(?:- )?(?:name|cluster|user|current-context): )"?[^"\s]+"?$/gm, '$1default');
   if (server) text = text.replace(/server: .*/, `server: ${server}`);
   fs.writeFileSync(to, text);
   return to;

@@ -27,8 +27,8 @@ import { checkTiming, DEFAULT_TIMING, type Timing, type TimingField, timingMessa
 import type { KubeClient } from './kube/client.ts';
 import { ConfigError } from './kube/config-error.ts';
 import type { ApiError } from './kube/errors.ts';
-import { connectLease, LEASE_NAME, NAMESPACE_NAME } from './lease/connect.ts';
-import { defaultIdentity } from './lease/record.ts';
+import { connectLease } from './lease/connect.ts';
+import { defaultIdentity, LEASE_NAME, NAMESPACE_NAME } from './lease/record.ts';
 import { type FailureContext, verdictFor } from './supervisor/failures.ts';
 import { type StartupDecision, StartupWindow } from './supervisor/startup.ts';
 

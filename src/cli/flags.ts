@@ -4,7 +4,7 @@
  * it was given), and Commander's errors as one line.
  */
 import { type Command, CommanderError, Option } from 'commander';
-import { LEASE_NAME, NAMESPACE_NAME } from '../lease/connect.ts';
+import { LEASE_NAME, NAMESPACE_NAME } from '../lease/record.ts';
 
 /** Bad flags or arguments: one line for the user, exit 64. */
 export class UsageError extends Error {

@@ -6,10 +6,6 @@ import { KubeClient } from '../kube/client.ts';
 import { type KubeRef, loadTarget, type Target } from '../kube/config.ts';
 import { KubeLeaseLock } from './kube-lease-lock.ts';
 
-/** A Lease name (a DNS subdomain) and a namespace name (a DNS label), as the API server checks them. */
-export const LEASE_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-export const NAMESPACE_NAME = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
 export interface LeaseRef {
   readonly name: string;
   /** Undefined: the Pod's namespace, else the kubeconfig context's, else 'default'. */

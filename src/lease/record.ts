@@ -11,6 +11,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
+/** A Lease name (a DNS subdomain) and a namespace name (a DNS label), as the API server checks them. */
+export const LEASE_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const NAMESPACE_NAME = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 /** The default holder identity: unique per process, as kube-controller-manager makes it, so
  *  a restarted process never mistakes its predecessor's record for its own. */
 export function defaultIdentity(): string {

@@ -6,7 +6,63 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
+
+/**
+ * client-node's KubeConfig module also imports what only its generated API client uses —
+ * undici (fetch), the proxy agents, the generated configuration — about 2 MB of code and
+ * 16 MiB of memory in every leader-run process. leader-run sends its requests through its
+ * own agent and refuses a kubeconfig proxy-url, so those paths never run: they become
+ * stubs that throw if one ever did.
+ */
+function withoutUnusedClientParts(): Plugin {
+  const packages = /^(undici|socks-proxy-agent|socks|hpagent)$/;
+  const generated = /^\.\/(gen\/index|middleware)\.js$/;
+  const fromKubeConfig = (importer: string): boolean => /@kubernetes[\\/]client-node[\\/]dist[\\/]config\.js$/.test(importer);
+  return {
+    name: 'without-unused-client-parts',
+    setup(b) {
+      b.onResolve({ filter: packages }, (a) => (fromKubeConfig(a.importer) ? { path: a.path, namespace: 'unused' } : undefined));
+      b.onResolve({ filter: generated }, (a) => (fromKubeConfig(a.importer) ? { path: a.path, namespace: 'unused' } : undefined));
+      b.onLoad({ filter: /.*/, namespace: 'unused' }, (a) => ({
+        loader: 'js',
+        contents: `const unused = () => { throw new Error(${JSON.stringify(`${a.path} is not part of leader-run's build`)}); };
+export class Agent { constructor() { unused(); } }
+export class ProxyAgent extends Agent {}
+export class SocksProxyAgent extends Agent {}
+export class HttpProxyAgent extends Agent {}
+export class HttpsProxyAgent extends Agent {}
+export class ServerConfiguration extends Agent {}
+export const SocksClient = { createConnection: unused };
+export const createConfiguration = unused;
+export const setHeaderMiddleware = unused;`,
+      }));
+    },
+  };
+}
+
+/**
+ * `import … from 'node:http'` in an ES module makes Node build the module's ESM facade,
+ * which reads every export, and the WebSocket, CloseEvent and MessageEvent ones load Node's
+ * own copy of undici: 20 ms of start-up and 4 MiB of memory for nothing. The bundle imports
+ * node:http through process.getBuiltinModule (Node >= 22.3) instead, which makes no facade.
+ */
+function httpWithoutFacade(): Plugin {
+  const names = ['Agent', 'ClientRequest', 'IncomingMessage', 'OutgoingMessage', 'Server', 'ServerResponse', 'METHODS', 'STATUS_CODES'];
+  const fns = ['createServer', 'get', 'request', 'validateHeaderName', 'validateHeaderValue'];
+  return {
+    name: 'http-without-facade',
+    setup(b) {
+      b.onResolve({ filter: /^(node:)?http$/ }, () => ({ path: 'node:http', namespace: 'builtin' }));
+      b.onLoad({ filter: /.*/, namespace: 'builtin' }, () => ({
+        loader: 'js',
+        contents: `const http = process.getBuiltinModule('node:http');
+export default http;
+export const { ${[...names, ...fns].join(', ')} } = http;`,
+      }));
+    },
+  };
+}
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(repo);
@@ -25,6 +81,7 @@ await build({
   chunkNames: '[name]-[hash]', // beside watchdog.js, which child.ts finds next to itself
   // Some bundled dependencies are CommonJS and call require() for Node's own modules.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  plugins: [withoutUnusedClientParts(), httpWithoutFacade()],
   logLevel: 'warning',
 });
 

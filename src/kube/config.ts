@@ -106,6 +106,11 @@ export function loadTarget(opts: KubeRef): Target {
     throw new ConfigError(
       `${source}: cluster ${JSON.stringify(cluster.name)} has a plain http:// server ${JSON.stringify(cluster.server)}; use https://, or set insecure-skip-tls-verify: true on the cluster if you mean it`,
     );
+  // Our requests go through one agent of our own (see client.ts), which does not tunnel.
+  if (cluster.proxyUrl)
+    throw new ConfigError(
+      `${source}: cluster ${JSON.stringify(cluster.name)} sets proxy-url ${JSON.stringify(cluster.proxyUrl)}, which leader-run does not support; reach the API server directly, or remove proxy-url`,
+    );
   if (ctx.user && !kc.getUser(ctx.user))
     throw new ConfigError(`${source}: context ${JSON.stringify(ctxName)} names user ${JSON.stringify(ctx.user)}, which is not defined`);
   const user = ctx.user ? kc.getUser(ctx.user) : null;

@@ -35,6 +35,7 @@ interface Fixtures {
   serverNotUrl: string;
   serverFtp: string;
   serverPlainHttp: string;
+  proxyUrl: string;
   otherCa: string;
   contextNamespaceMissing: string;
   getOnly: string;
@@ -446,6 +447,13 @@ const cases: Case[] = [
     says: () => [f.serverPlainHttp, 'plain http://', 'insecure-skip-tls-verify'],
   },
   {
+    // Refused, not silently bypassed: leader-run's own agent does not tunnel.
+    name: 'the cluster sets proxy-url',
+    status: config,
+    args: (l) => ['--lock-name', l, '--kubeconfig', f.proxyUrl],
+    says: () => [f.proxyUrl, 'proxy-url', 'does not support'],
+  },
+  {
     name: 'no configuration at all',
     status: config,
     args: (l) => ['--lock-name', l],
@@ -642,7 +650,16 @@ before(async () => {
     fs.chmodSync(at(name), mode);
     return at(name);
   };
-  const yaml = (o: { cluster?: string; user?: string; server?: string; ca?: string; userBody?: string; current?: boolean; namespace?: string }) =>
+  const yaml = (o: {
+    cluster?: string;
+    user?: string;
+    server?: string;
+    ca?: string;
+    proxy?: string;
+    userBody?: string;
+    current?: boolean;
+    namespace?: string;
+  }) =>
     [
       'apiVersion: v1',
       'kind: Config',
@@ -651,6 +668,7 @@ before(async () => {
       '  cluster:',
       `    server: ${JSON.stringify(o.server ?? info.server)}`,
       `    certificate-authority: ${JSON.stringify(o.ca ?? info.caFile)}`,
+      ...(o.proxy ? [`    proxy-url: ${JSON.stringify(o.proxy)}`] : []),
       'users:',
       '- name: u',
       '  user:',
@@ -716,6 +734,7 @@ before(async () => {
     serverNotUrl: write('server-not-url', yaml({ server: 'not a url' })),
     serverFtp: write('server-ftp', yaml({ server: 'ftp://127.0.0.1:21' })),
     serverPlainHttp: write('server-plain-http', yaml({ server: `http://127.0.0.1:${info.apiserverPort}` })),
+    proxyUrl: write('proxy-url', yaml({ proxy: 'http://127.0.0.1:3128' })),
     contextNamespaceMissing: write('context-namespace-missing', yaml({ namespace: 'no-such-context-namespace' })),
     // May read Leases but not create them: the refusal must name the verb that was missing.
     getOnly: await serviceAccountKubeconfig(info, 'leader-run-errors-get-only', [

@@ -15,8 +15,7 @@
  * setpriv is present, the direct child also gets PR_SET_PDEATHSIG(SIGKILL): it dies with
  * the watchdog even when leader-run died first.
  */
-import { execFile } from 'node:child_process';
-import { execa, type ResultPromise } from 'execa';
+import { execFile, spawn as spawnProcess } from 'node:child_process';
 import { ExitStatus, execFailureStatus } from '../core/exit-status.ts';
 import { elapsedMs, type Instant, instantNow } from '../core/time.ts';
 import { decide } from './fence-policy.ts';
@@ -25,7 +24,8 @@ import { ProcessTree, TERM_MARK } from './tree.ts';
 
 const now = instantNow;
 
-let child: ResultPromise | null = null;
+/** Settles once the direct child is reaped (or could not be spawned). */
+let reaped: Promise<void> = Promise.resolve();
 let tree: ProcessTree | null = null;
 let exited = false;
 let gone = false;
@@ -88,25 +88,30 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
     return send({ t: 'spawn-failed', status: ExitStatus.tempfail, message });
   }
   const [file, ...args] = [...pdeathsig, m.file, ...m.args];
-  const sub = execa(file!, args, {
+  // node:child_process, not execa: with every execa feature off (no buffering, no cleanup
+  // hook, inherited stdio) what is left is this call, and execa's modules cost the watchdog
+  // about 6 MiB in every Pod (issue 13 measured it).
+  const sub = spawnProcess(file!, args, {
     detached: true, // setsid: the child leads a session and process group of its own
     stdio: 'inherit',
-    env: m.env,
-    extendEnv: true,
-    reject: false,
-    cleanup: false, // we decide when the tree dies, not execa's exit hook
-    buffer: false,
+    env: { ...process.env, ...m.env },
   });
-  child = sub;
-  sub.then((r) => {
+  let ended = false;
+  let settle = (): void => {};
+  reaped = new Promise((r) => (settle = r));
+  const end = (report: FromWatchdog): void => {
+    if (ended) return;
+    ended = true;
     exited = true;
-    if (!tree) {
-      send({ t: 'spawn-failed', status: execFailureStatus((r as { code?: string }).code), message: r.shortMessage ?? String(r.message) });
-    } else {
-      send({ t: 'exit', code: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null });
-    }
+    settle();
+    send(report);
     check();
+  };
+  // A spawn that fails (ENOENT, EACCES) emits only 'error', and there is no tree.
+  sub.once('error', (e: NodeJS.ErrnoException) => {
+    if (!tree) end({ t: 'spawn-failed', status: execFailureStatus(e.code), message: `${m.file}: ${e.message}` });
   });
+  sub.once('exit', (code, signal) => end({ t: 'exit', code, signal }));
   if (sub.pid) {
     const mark = m.env[TERM_MARK];
     tree = new ProcessTree(sub.pid, mark === undefined ? undefined : `${TERM_MARK}=${mark}`);
@@ -150,7 +155,7 @@ async function killTree(t: ProcessTree, forced: boolean): Promise<void> {
   if (forced && t.running().length > 0) send({ t: 'killing' });
   const { unkillable } = await t.kill(deadlines?.confirmBudgetMs ?? 500);
   // Its exit status follows its reaping at once; never wait on it unboundedly.
-  if (unkillable.length === 0) await Promise.race([child, new Promise((r) => setTimeout(r, 100))]);
+  if (unkillable.length === 0) await Promise.race([reaped, new Promise((r) => setTimeout(r, 100))]);
   gone = true;
   tree = null; // its pid may be reused from now on: nothing more is sent to it
   send({ t: 'gone', killed: forced, elapsedMs: Math.round(now().mono - start), unkillable });

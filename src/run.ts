@@ -14,7 +14,7 @@ import { systemClock } from './core/time.ts';
 import { Elector } from './election/elector.ts';
 import { deadlines } from './election/timing.ts';
 import type { ApiError } from './kube/errors.ts';
-import { connectLease } from './lease/connect.ts';
+import type { connectLease } from './lease/connect.ts';
 import type { LeaseSnapshot } from './lease/record.ts';
 import { startHttp } from './ops/http.ts';
 import { LeaderRouting, POD_LABEL, type RetryPolicy } from './ops/routing.ts';
@@ -27,6 +27,9 @@ import { Supervisor } from './supervisor/supervisor.ts';
 const stopSignals = ['SIGTERM', 'SIGINT', 'SIGQUIT'] as const;
 const forwardedSignals = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
 
+/** How long the watchdog may take to start (a loaded host's Node start-up), at least. */
+const WATCHDOG_START_MS = 5000;
+
 export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string): Promise<number> {
   // Everything that can be wrong locally is checked before any request or process.
   const cmd = commandOf(cfg);
@@ -36,7 +39,22 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   }
   const clock = systemClock;
   const d = deadlines(cfg.timing);
-  const { target, client, lock, namespace, lease } = await connectLease(cfg.lease, cfg.kube, `leader-run/${version}`);
+  // Forked first, so its start-up overlaps loading the Kubernetes client, the kubeconfig and
+  // the first requests; only the spawn waits for it.
+  const watchdog = WatchdogHandle.start(
+    { pingMs: d.watchdogPingMs, silenceMs: d.watchdogSilenceMs, confirmBudgetMs: d.confirmBudgetMs },
+    Math.max(d.watchdogSilenceMs, WATCHDOG_START_MS),
+  );
+  const dropWatchdog = (): void => watchdog.disconnect();
+  let connection: Awaited<ReturnType<typeof connectLease>>;
+  try {
+    // Imported only now, so the watchdog's fork above does not wait for the Kubernetes client to load.
+    connection = await (await import('./lease/connect.ts')).connectLease(cfg.lease, cfg.kube, `leader-run/${version}`);
+  } catch (e) {
+    dropWatchdog();
+    throw e;
+  }
+  const { target, client, lock, namespace, lease } = connection;
   const log = baseLog.with({ lease, identity: cfg.identity });
   const board = new StatusBoard({ lease, identity: cfg.identity, renewDeadlineMs: cfg.timing.renewDeadlineMs, now: clock.now });
   const stall = { thresholdMs: d.stallThresholdMs, rememberMs: d.stallRememberMs };
@@ -76,11 +94,11 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
         : v;
       log.error(f.message, { event: f.event });
       cleanup();
+      dropWatchdog();
       return f.status;
     }
     log.info(`${o.changed ? 'labelled' : 'already labelled'} Pod ${routing.pod} ${POD_LABEL}=${cfg.routing!.pod}`, { event: 'pod-labelled' });
   }
-  const watchdog = await WatchdogHandle.prepare({ pingMs: d.watchdogPingMs, silenceMs: d.watchdogSilenceMs, confirmBudgetMs: d.confirmBudgetMs });
   const t = cfg.timing;
   log.info(`campaigning for Lease ${lease} on ${client.server.origin}`, {
     event: 'campaigning',

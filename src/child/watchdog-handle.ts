@@ -57,6 +57,8 @@ export class WatchdogHandle {
   #imposedKillAt = Infinity;
   #backstop: NodeJS.Timeout | null = null;
   #waiters: Array<{ want: FromWatchdog['t']; resolve: (m: FromWatchdog) => void }> = [];
+  /** What was sent before the watchdog was ready (it would not have heard it); null once ready. */
+  #queue: ToWatchdog[] | null = [];
   readonly exited: Promise<ProcessEnd>;
   readonly gone: Promise<Gone>;
   #resolveExit!: (e: ProcessEnd) => void;
@@ -68,7 +70,13 @@ export class WatchdogHandle {
   onKilling: (() => void) | null = null;
   /** Called once if the watchdog dies or stops answering; the tree, if any, is then killed
    *  by this process. Called before `exited` and `gone` resolve. */
-  onFailed: ((why: string) => void) | null = null;
+  set onFailed(fn: ((why: string) => void) | null) {
+    this.#onFailed = fn;
+    // It may have failed while leader-run was still loading its client: say so now.
+    const failure = this.#failure;
+    if (fn && failure) queueMicrotask(() => fn(failure));
+  }
+  #onFailed: ((why: string) => void) | null = null;
 
   private constructor(proc: ChildProcess, guard: WatchdogGuard) {
     this.#proc = proc;
@@ -83,8 +91,13 @@ export class WatchdogHandle {
     });
   }
 
-  /** Starts the watchdog ahead of need, so becoming leader does not wait for it. */
-  static async prepare(guard: WatchdogGuard): Promise<WatchdogHandle> {
+  /**
+   * Forks the watchdog and returns at once: leader-run loads its client and campaigns while
+   * the watchdog starts. What is sent meanwhile (a spawn, then perhaps a stop) waits in
+   * order until it is ready. A watchdog that exits or is not ready within `startMs` fails
+   * (onFailed), and a spawn waiting for it ends as the watchdog failing.
+   */
+  static start(guard: WatchdogGuard, startMs: number): WatchdogHandle {
     const proc = fork(watchdogPath, [], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
       detached: true,
@@ -92,11 +105,16 @@ export class WatchdogHandle {
       execArgv: [],
     });
     const c = new WatchdogHandle(proc, guard);
-    const died = new Promise<never>((_, reject) =>
-      proc.once('exit', (code, signal) => reject(new Error(`the watchdog process exited at start (${signal ?? `status ${code}`})`))),
-    );
-    await Promise.race([c.#next('ready'), died]);
-    c.#startPinging();
+    const late = setTimeout(() => c.#fail(`it was not ready within ${startMs}ms of its start`), startMs);
+    late.unref();
+    void c.#next('ready').then(() => {
+      clearTimeout(late);
+      // In the order they were sent: a stop that followed a spawn still follows it.
+      const queued = c.#queue ?? [];
+      c.#queue = null;
+      for (const m of queued) c.#send(m);
+      c.#startPinging();
+    });
     return c;
   }
 
@@ -209,12 +227,13 @@ export class WatchdogHandle {
   #fail(why: string): void {
     if (this.#failure || this.#closing) return;
     this.#failure = why;
-    this.onFailed?.(why);
+    this.#onFailed?.(why);
     this.#proc.kill('SIGKILL');
   }
 
   #send(m: ToWatchdog): void {
-    if (this.#proc.connected) this.#proc.send(m);
+    if (this.#queue) this.#queue.push(m);
+    else if (this.#proc.connected) this.#proc.send(m);
   }
 
   #next(want: FromWatchdog['t']): Promise<FromWatchdog> {
@@ -290,7 +309,7 @@ export class WatchdogHandle {
     if (this.#gone || this.#closing) return;
     if (!this.#failure) {
       this.#failure = `it exited (${how})`;
-      this.onFailed?.(this.#failure);
+      this.#onFailed?.(this.#failure);
     }
     const tree = this.#markedTree();
     const { unkillable } = tree ? await tree.kill(this.#guard.confirmBudgetMs) : { unkillable: [] };

@@ -229,7 +229,8 @@ describe('new-user findings', () => {
     assert.match(execFileSync(process.execPath, [BIN, 'help'], { encoding: 'utf8' }), /^Usage: leader-run/);
     const info = await sharedCluster();
     const lr = candidates(t).start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', uniqueName('names'), ...FAST, '--', 'sleep', '30']);
-    await lr.waitFor('campaigning');
+    // The child runs only once the watchdog is up and named (it starts while leader-run campaigns).
+    await lr.waitFor('child-started');
     assert.equal(fs.readFileSync(`/proc/${lr.pid}/comm`, 'utf8').trim(), 'leader-run');
     assert.equal(fs.readFileSync(`/proc/${watchdogOf(lr.pid)}/comm`, 'utf8').trim(), 'leader-run-watc', 'comm holds 15 characters');
     lr.signal('SIGTERM');

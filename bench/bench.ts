@@ -8,19 +8,21 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Cluster, spawnGuarded, startCluster } from '../test/control-plane/cluster.ts';
-import { Group, type Timing } from './candidates.ts';
+import { Group, type Slot, type Timing } from './candidates.ts';
+import { cgroupProblem } from './cgroup.ts';
 import { rssKiB } from './procs.ts';
 import { report } from './report.ts';
-import { type Ctx, crashFailovers, createFreeLease, execToLeading, handoffs, makeSlot, manyCandidates, steadyState } from './scenarios.ts';
+import { type Ctx, crashFailovers, createFreeLease, execToLeading, handoffs, makeSlot, manyCandidates, memoryFootprint, steadyState } from './scenarios.ts';
 import { summarize } from './stats.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SCENARIOS = ['exec', 'steady', 'handoff', 'crash', 'many'] as const;
+const SCENARIOS = ['exec', 'memory', 'steady', 'handoff', 'crash', 'many'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [flags]
   --quick               a ~2 minute smoke run (fewer samples, shorter windows, 10 candidates for "many")
   --exec N              exec → leading trials per implementation (default 10)
+  --memory-settle S     steady state before the memory cgroups are read, in seconds (default 60)
   --steady S            steady-state window in seconds, ≥ 30 for the CPU figure (default 60)
   --warm S              settling time before the steady-state window (default 10)
   --handoffs N          graceful handoffs per implementation (default 15)
@@ -44,6 +46,7 @@ try {
       quick: { type: 'boolean', default: false },
       exec: { type: 'string' },
       steady: { type: 'string' },
+      'memory-settle': { type: 'string' },
       warm: { type: 'string' },
       handoffs: { type: 'string' },
       crashes: { type: 'string' },
@@ -74,6 +77,7 @@ function count(flag: string, normal: number, fast: number, min = 0): number {
 const opts = {
   exec: count('exec', 10, 3),
   steadyS: count('steady', 60, 30, 1),
+  memorySettleS: count('memory-settle', 60, 20, 1),
   warmS: count('warm', 10, 5),
   handoffs: count('handoffs', 15, 4),
   crashes: count('crashes', 4, 1),
@@ -193,6 +197,16 @@ try {
     results.exec = {
       'leader-run': await execToLeading(ctx, 'leader-run', lrExec, opts.exec),
       'client-go': await execToLeading(ctx, 'client-go', cgExec, opts.exec),
+    };
+    writeResults();
+  }
+  if (only.has('memory')) {
+    const problem = cgroupProblem();
+    if (problem) throw new Error(`memory: ${problem} (or leave it out: --only exec,steady,handoff,crash,many)`);
+    const pair = async (p: string): Promise<[Slot, Slot]> => [await makeSlot(ctx, `${p}-mem-1`), await makeSlot(ctx, `${p}-mem-2`)];
+    results.memory = {
+      'leader-run': await memoryFootprint(ctx, 'leader-run', await pair('lr'), opts.memorySettleS * 1000),
+      'client-go': await memoryFootprint(ctx, 'client-go', await pair('cg'), opts.memorySettleS * 1000),
     };
     writeResults();
   }

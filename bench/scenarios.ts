@@ -6,6 +6,7 @@ import type { ClusterInfo } from '../test/control-plane/cluster.ts';
 import { apiRequest, CANDIDATE_RULES, serviceAccountKubeconfig, target } from '../test/control-plane/cluster.ts';
 import { attributeGroup, groupDelta, reads, type Scrape, scrape, sumVerbs, totalDelta, type VerbCounts, writes } from './api-metrics.ts';
 import { Group, type GroupContext, type Impl, type Member, type Slot } from './candidates.ts';
+import { type CgroupMemory, dropPageCache, MemoryCgroup } from './cgroup.ts';
 import { ConnCounter } from './conn-counter.ts';
 import { type CpuSample, cpu, cpuPercent, rssKiB } from './procs.ts';
 
@@ -386,4 +387,42 @@ export async function manyCandidates(
     requestsPerHandoff: opts.handoffs ? sumVerbs(groupDelta(h0, h1, name)) / opts.handoffs : NaN,
     requestsPerHandoffByVerb: perHandoff(groupDelta(h0, h1, name), opts.handoffs),
   };
+}
+
+// ---------------------------------------------------------------------------
+// Memory as the kubelet sees it: a leader's and a follower's tree, each in a cgroup of its own
+
+export interface MemorySample {
+  role: 'leader' | 'follower';
+  id: string;
+  memory: CgroupMemory;
+}
+
+/**
+ * One leader and one follower of `impl` on a Lease of their own, each started in a memory
+ * cgroup of its own right after the page cache is dropped (so each is charged for the file
+ * pages it touches first), read after `settleMs` of steady state with an idle child.
+ */
+export async function memoryFootprint(ctx: Ctx, impl: Impl, slots: [Slot, Slot], settleMs: number): Promise<MemorySample[]> {
+  const g = new Group(ctx, impl, `bench-mem-${short(impl)}`, slots);
+  await createFreeLease(ctx.info, g.lease);
+  const groups = slots.map((s) => MemoryCgroup.create(`leader-run-bench-${s.name}-${process.pid}`));
+  try {
+    dropPageCache();
+    const leader = groups[0]!.spawnInside(() => g.spawn(slots[0]));
+    await g.until(() => g.leader(), 30_000, 'leader');
+    dropPageCache();
+    const follower = groups[1]!.spawnInside(() => g.spawn(slots[1]));
+    await g.settled(1000);
+    ctx.progress(`memory ${impl}: leading and following; reading the cgroups in ${settleMs / 1000}s`);
+    await sleep(settleMs);
+    const out: MemorySample[] = [
+      { role: 'leader', id: leader.id, memory: groups[0]!.read() },
+      { role: 'follower', id: follower.id, memory: groups[1]!.read() },
+    ];
+    await g.stopAll();
+    return out;
+  } finally {
+    for (const c of groups) await c.remove();
+  }
 }

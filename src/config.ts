@@ -43,6 +43,8 @@ export interface RunConfig {
   readonly log: { readonly format: LogFormat; readonly level: Level };
   readonly http: HttpAddr | undefined;
   readonly routing: RoutingConfig | undefined;
+  /** Record Kubernetes Events on the Lease when leadership changes. */
+  readonly events: boolean;
   /** The command and its arguments, exactly as given. */
   readonly command: readonly string[];
 }

@@ -17,6 +17,7 @@ import type { ApiError } from './kube/errors.ts';
 import type { connectLease } from './lease/connect.ts';
 import type { LeaseSnapshot } from './lease/record.ts';
 import { startHttp } from './ops/http.ts';
+import { LeaseEvents } from './ops/lease-events.ts';
 import { LeaderRouting, POD_LABEL, type RetryPolicy } from './ops/routing.ts';
 import { type LeaderView, StatusBoard } from './ops/status-board.ts';
 import type { Effect, RunEvent } from './supervisor/events.ts';
@@ -29,6 +30,8 @@ const forwardedSignals = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const;
 
 /** How long the watchdog may take to start (a loaded host's Node start-up), at least. */
 const WATCHDOG_START_MS = 5000;
+/** An Event is worth at most this long a wait (and at most one retry period). */
+const EVENT_DEADLINE_MS = 1000;
 
 export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string): Promise<number> {
   // Everything that can be wrong locally is checked before any request or process.
@@ -126,9 +129,15 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   const finished = new Promise<number>((r) => (finish = r));
   const timers: Array<() => void> = [];
 
+  const events = cfg.events
+    ? new LeaseEvents(client, { namespace, lease: cfg.lease.name, identity: cfg.identity }, log, Math.min(t.retryPeriodMs, EVENT_DEADLINE_MS))
+    : undefined;
+  let termUid: string | undefined;
   const elector = new Elector({ identity: cfg.identity, timing: t }, lock, clock, {
     newLeader: (holder) => log.info(`new leader elected: ${holder}`, { event: 'new-leader', holder }),
     startedLeading: (term, anchor) => {
+      termUid = term.uid;
+      void events?.record('became leader', termUid);
       board.startedLeading(anchor);
       log.info(`started leading (fencing token ${term.fencingToken})`, { event: 'started-leading', token: term.fencingToken });
       dispatch({ type: 'leading', term, anchor });
@@ -144,6 +153,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
       log.warn(`renewing failed: ${e.message}`, { event: 'renew-failed' });
     },
     stoppedLeading: (reason, detail) => {
+      void events?.record(`stopped leading (${reason})`, termUid);
       board.notLeading();
       dispatch({ type: 'lost', reason, detail });
     },
@@ -212,8 +222,10 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
       case 'stop-campaigning':
         return void elector.stopCampaigning().then((releasedLost) => dispatch({ type: 'campaign-stopped', leading: elector.leading, releasedLost }));
       case 'release':
-        return void elector.release().then((released) => {
+        return void elector.release().then(async (released) => {
           board.notLeading();
+          // The run ends next: this Event is the one worth its few milliseconds of waiting.
+          if (released) await events?.record('stopped leading (released)', termUid);
           dispatch({ type: 'released', released });
         });
       case 'abandon':

@@ -103,6 +103,7 @@ export function buildProgram(version: string): Command {
   opt('--http-addr <host:port>', 'serve /healthz, /readyz, /metrics and /leader here (port 0: any free port; default: off)', 'http-addr');
   opt('--leader-service <name>', "point this Service's selector at the leading Pod (needs POD_NAME, POD_NAMESPACE)", 'leader-service');
   opt('--shell', 'run the command through /bin/sh -c (default: exec it directly)', 'shell');
+  opt('--events', 'record Kubernetes Events on the Lease when leadership changes (the default; needs create on events)', 'events');
   opt('--stop-signal <signal>', 'the signal that asks the child to stop (default: the stop signal leader-run got; SIGTERM on a lost lease)', 'stop-signal');
   opt('--forward-to <target>', "where SIGHUP, SIGUSR1 and SIGUSR2 go: 'group' (the child's process group), 'child', or 'session'", 'forward-to', 'group');
   opt('--log-format <format>', 'text or json', 'log-format', 'text');
@@ -112,6 +113,7 @@ export function buildProgram(version: string): Command {
   p.addOption(new Option('--no-shell', 'exec the command directly, whatever LEADER_RUN_SHELL says'));
   p.addOption(new Option('--no-verbose', 'no debug detail, whatever LEADER_RUN_VERBOSE says'));
   p.addOption(new Option('--no-quiet', 'log at info, whatever LEADER_RUN_QUIET says'));
+  p.addOption(new Option('--no-events', 'record no Events on the Lease, whatever LEADER_RUN_EVENTS says'));
   return p;
 }
 
@@ -230,6 +232,8 @@ function validate(p: Command): ParsedRun {
     log: { format: logFormat, level: verbose ? 'debug' : quiet ? 'warn' : 'info' },
     http,
     routing,
+    // On unless turned off: by --no-events, or LEADER_RUN_EVENTS=false.
+    events: p.getOptionValueSource('events') === undefined ? true : bool('events', 'events'),
     command,
   };
   return { config, names: { config: (f) => where(p, f), httpAddr: where(p, 'http-addr') } };

@@ -38,6 +38,8 @@ export type LogEvent =
   | 'http-error'
   | 'pod-labelled'
   | 'service-routed'
+  | 'events-forbidden'
+  | 'event-failed'
   // failures, each with what to fix
   | 'api-error'
   | 'unreachable'

@@ -51,6 +51,9 @@ Examples:
   # Who holds a Lease, and since when (a subcommand; \`leader-run -- status\` runs a program)
   leader-run status --lock-name scheduler --watch
 
+  # Preflight (CI, an init container): flags, kubeconfig and RBAC, one line each
+  leader-run check --lock-name scheduler
+
 Every flag can also be set with an environment variable: --lock-name is LEADER_RUN_LOCK_NAME,
 and so on. Exit statuses: the child's own; 75 when leadership was lost (or --wait-timeout);
 64 bad usage; 69 API unreachable; 77 not permitted; 78 bad configuration; 126/127 command

@@ -59,6 +59,8 @@ export const HOST_PACKAGES: Record<string, string> = {
   runc: RUNC,
   'containernetworking-plugins': `${CNI_BIN}/bridge`,
   'busybox-static': '/bin/busybox',
+  // Builds examples/Dockerfile (images.ts); it brings conmon and uses Debian's runc.
+  podman: '/usr/bin/podman',
 };
 
 /** Installs the missing host packages with apt-get (as root), or says loudly why it cannot. */
@@ -106,7 +108,7 @@ export interface NodeState {
   api?: { server: string; caFile: string; token: string };
 }
 
-const OUTSIDE = ['/var/lib/kubelet', '/var/log/containers', '/var/log/pods', '/usr/libexec/kubernetes'];
+const OUTSIDE = ['/var/lib/kubelet', '/var/log/containers', '/var/log/pods', '/usr/libexec/kubernetes', '/run/netns', '/var/lib/cni'];
 const CHAINS: Array<[string, string]> = [
   ['filter', 'KUBE-FIREWALL'],
   ['filter', 'KUBE-KUBELET-CANARY'],
@@ -298,8 +300,8 @@ export async function teardown(state: NodeState, log: (s: string) => void = () =
     for (const c of ctr('containers', 'ls', '-q')
       .out.split('\n')
       .filter((s) => /^[0-9a-f]{64}$/.test(s))) {
+      // Exited containers the kubelet keeps for its garbage collector: not forced.
       ctr('containers', 'rm', c);
-      forced.push(`container ${c.slice(0, 12)}`);
     }
     await killProc(containerd, 10_000);
   }
@@ -376,6 +378,8 @@ export interface NodeInfo {
   gateway: string;
   apiserverPort: number;
   kubeletRoot: string;
+  /** https://127.0.0.1:PORT, anonymous and AlwaysAllow (loopback only): /stats/summary etc. */
+  kubeletUrl: string;
   logs: Record<string, string>;
   /** ms from spawning the kubelet until the Node is Ready; and the whole start. */
   startup: { readyMs: number; totalMs: number };
@@ -728,6 +732,7 @@ imageGCLowThresholdPercent: 99
       gateway,
       apiserverPort: api.apiserverPort,
       kubeletRoot: path.join(kl, 'root'),
+      kubeletUrl: `https://127.0.0.1:${klPort}`,
       logs: { ...logs, etcd: api.logs.etcd, 'kube-apiserver': api.logs.apiserver },
       startup: { readyMs: Math.round(readyMs), totalMs: Math.round(performance.now() - t0) },
     };

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClusterInfo } from './cluster.ts';
 import { attachCluster, pidAlive, rssKiB, startCluster, stopDetached } from './cluster.ts';
+import { reapNodes } from './node.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dir = path.join(repo, '.cluster');
@@ -51,6 +52,9 @@ async function up(): Promise<void> {
 }
 
 async function down(): Promise<void> {
+  // A test node whose owner died (e.g. a killed `npm run test:node`) leaves containers,
+  // mounts, cgroups and a bridge; its state file says what to undo.
+  if (process.platform === 'linux' && (await reapNodes({ log: (s) => console.log(s) }))) console.log('reaped the leftovers of a test node');
   const info = readInfo();
   if (!info) {
     console.log('no cluster running in .cluster/');

@@ -105,6 +105,8 @@ export interface NodeState {
   kubepodsBefore: string[];
   netnsBefore: string[];
   chainsBefore: string[];
+  /** The caller's directories (e.g. a test's ledger), removed with the node's. */
+  extraDirs: string[];
   api?: { server: string; caFile: string; token: string };
 }
 
@@ -320,7 +322,7 @@ export async function teardown(state: NodeState, log: (s: string) => void = () =
     fs.rmSync(`/run/netns/${ns}`, { force: true });
     forced.push(`netns ${ns}`);
   }
-  for (const mp of mountsUnder(state.dir)) {
+  for (const mp of [state.dir, ...(state.extraDirs ?? [])].flatMap(mountsUnder)) {
     const r = run('umount', [mp]);
     if (!r.ok) run('umount', ['-l', mp]);
   }
@@ -338,7 +340,7 @@ export async function teardown(state: NodeState, log: (s: string) => void = () =
     for (const f of fs.readdirSync('/var/lib/cni/results')) if (f.startsWith(`${state.cniNetwork}-`)) fs.rmSync(path.join('/var/lib/cni/results', f));
   } catch {}
   for (const [p, existed] of Object.entries(state.outside)) if (!existed) fs.rmSync(p, { recursive: true, force: true });
-  fs.rmSync(state.dir, { recursive: true, force: true, maxRetries: 3 });
+  for (const d of [state.dir, ...(state.extraDirs ?? [])]) fs.rmSync(d, { recursive: true, force: true, maxRetries: 3 });
   fs.rmSync(path.join(STATE_DIR, `${state.id}.json`), { force: true });
   return forced;
 }
@@ -388,6 +390,8 @@ export interface NodeInfo {
 export interface NodeStartOptions {
   /** OCI archives to import before the kubelet starts (the pause image is added). */
   images?: NodeImage[];
+  /** Directories of the caller's to remove with the node, also when a reaper does it. */
+  extraDirs?: string[];
   /** Keep the node's directory (logs) on stop. */
   keepLogs?: boolean;
 }
@@ -461,10 +465,7 @@ export class TestNode {
     const forced = await teardown(this.state);
     this.#forwarder.close();
     await this.cluster.stop();
-    if (keep) {
-      // teardown removed the dir; copy the logs again, now final.
-      console.error(`test node: logs kept in ${keep}`);
-    }
+    if (keep) console.error(`test node: logs kept in ${keep}`);
     return forced;
   }
 }
@@ -497,6 +498,7 @@ export async function startNode(opts: NodeStartOptions = {}): Promise<TestNode> 
     kubepodsBefore: kubepodsDirs(),
     netnsBefore: netnsList(),
     chainsBefore: chainsPresent(),
+    extraDirs: opts.extraDirs ?? [],
   };
   writeState(state);
   const track = (n: string, child: ChildProcess, bin: string): void => {

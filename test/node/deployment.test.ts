@@ -161,7 +161,7 @@ before(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-node-test-'));
   const image = buildExampleImage(path.join(work, 'image'), path.join(HERE, 'job.js'));
   console.log(`image ${image.ref}: ${(image.bytes / 1e6).toFixed(1)} MB, built from examples/Dockerfile in ${image.buildMs} ms`);
-  node = await startNode({ images: [image], keepLogs: process.env.LEADER_RUN_KEEP_NODE_LOGS === '1' });
+  node = await startNode({ images: [image], extraDirs: [work], keepLogs: process.env.LEADER_RUN_KEEP_NODE_LOGS === '1' });
   fs.rmSync(path.join(work, 'image'), { recursive: true, force: true });
   console.log(`node ${node.info.name} Ready ${node.info.startup.readyMs} ms after the kubelet started; node up in ${node.info.startup.totalMs} ms`);
   admin = target(node.api, 'admin');

@@ -105,6 +105,8 @@ export interface NodeState {
   kubepodsBefore: string[];
   netnsBefore: string[];
   chainsBefore: string[];
+  /** Started by cluster:up: its owner exits at once; only cluster:down reaps it. */
+  detached: boolean;
   /** The caller's directories (e.g. a test's ledger), removed with the node's. */
   extraDirs: string[];
   api?: { server: string; caFile: string; token: string };
@@ -345,12 +347,13 @@ export async function teardown(state: NodeState, log: (s: string) => void = () =
   return forced;
 }
 
-/** Tears down every node whose owner is dead (all of them with `all`), e.g. after a crash. */
-export async function reapNodes(opts: { all?: boolean; log?: (s: string) => void } = {}): Promise<number> {
+/** Tears down every node whose owner is dead, e.g. after a crash; with `detached`, also those
+ *  cluster:up started; with `all`, every one. */
+export async function reapNodes(opts: { all?: boolean; detached?: boolean; log?: (s: string) => void } = {}): Promise<number> {
   const log = opts.log ?? ((s: string) => console.error(s));
   let n = 0;
   for (const s of readStates()) {
-    if (!opts.all && s.ownerPid !== process.pid && pidAlive(s.ownerPid)) continue;
+    if (!opts.all && s.ownerPid !== process.pid && (pidAlive(s.ownerPid) || (s.detached && !opts.detached))) continue;
     log(`test node: reaping node ${s.id} (owner pid ${s.ownerPid}) in ${s.dir}`);
     const forced = await teardown(s, log);
     if (forced.length) log(`test node: reaped by force: ${forced.join(', ')}`);
@@ -392,6 +395,8 @@ export interface NodeStartOptions {
   images?: NodeImage[];
   /** Directories of the caller's to remove with the node, also when a reaper does it. */
   extraDirs?: string[];
+  /** Leave it all running after this process exits (cluster:up); stopped by cluster:down. */
+  detached?: boolean;
   /** Keep the node's directory (logs) on stop. */
   keepLogs?: boolean;
 }
@@ -404,16 +409,29 @@ function tail(file: string, lines = 30): string {
   }
 }
 
-function spawnLogged(name: string, bin: string, args: string[], log: string, env?: NodeJS.ProcessEnv): ChildProcess {
+function spawnLogged(name: string, bin: string, args: string[], log: string, detached: boolean): ChildProcess {
   fs.appendFileSync(log, `\n=== ${new Date().toISOString()} ${bin} ${args.join(' ')}\n`);
   const fd = fs.openSync(log, 'a');
   try {
-    const child = spawnGuarded(bin, args, { stdio: ['ignore', fd, fd], env: env ?? process.env });
+    // cluster:up: its own session, outliving the CLI; otherwise it dies with this process.
+    const child = detached ? spawn(bin, args, { detached: true, stdio: ['ignore', fd, fd] }) : spawnGuarded(bin, args, { stdio: ['ignore', fd, fd] });
+    child.unref();
     child.on('exit', (code, signal) => fs.appendFileSync(log, `\n=== ${name} exited (${signal ?? code})\n`));
     return child;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, host);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
 
 function which(cmd: string): string {
@@ -437,15 +455,13 @@ export class TestNode {
   readonly cluster: Cluster;
   readonly info: NodeInfo;
   readonly state: NodeState;
-  readonly #forwarder: net.Server;
   readonly #keepLogs: boolean;
   #stopped = false;
 
-  constructor(cluster: Cluster, info: NodeInfo, state: NodeState, forwarder: net.Server, keepLogs: boolean) {
+  constructor(cluster: Cluster, info: NodeInfo, state: NodeState, keepLogs: boolean) {
     this.cluster = cluster;
     this.info = info;
     this.state = state;
-    this.#forwarder = forwarder;
     this.#keepLogs = keepLogs;
   }
 
@@ -463,7 +479,6 @@ export class TestNode {
       for (const [n, f] of Object.entries(this.info.logs)) if (fs.existsSync(f)) fs.copyFileSync(f, path.join(keep, `${n}.log`));
     }
     const forced = await teardown(this.state);
-    this.#forwarder.close();
     await this.cluster.stop();
     if (keep) console.error(`test node: logs kept in ${keep}`);
     return forced;
@@ -472,10 +487,11 @@ export class TestNode {
 
 export async function startNode(opts: NodeStartOptions = {}): Promise<TestNode> {
   const t0 = performance.now();
+  const detached = opts.detached ?? false;
   if (process.platform !== 'linux' || process.getuid?.() !== 0) throw new Error('the test node needs Linux and root');
   ensureHostPackages();
   await reapNodes();
-  const busy = readStates().filter((s) => pidAlive(s.ownerPid));
+  const busy = readStates().filter((s) => pidAlive(s.ownerPid) || s.detached);
   if (busy.length) {
     // One kubelet per machine: /kubepods cgroups and /var/lib/kubelet/device-plugins are shared.
     throw new Error(`another test node runs on this machine (owner pid ${busy[0]!.ownerPid}, ${busy[0]!.dir}); one at a time`);
@@ -499,6 +515,7 @@ export async function startNode(opts: NodeStartOptions = {}): Promise<TestNode> 
     netnsBefore: netnsList(),
     chainsBefore: chainsPresent(),
     extraDirs: opts.extraDirs ?? [],
+    detached,
   };
   writeState(state);
   const track = (n: string, child: ChildProcess, bin: string): void => {
@@ -508,10 +525,9 @@ export async function startNode(opts: NodeStartOptions = {}): Promise<TestNode> 
   const logs: Record<string, string> = {};
   for (const n of ['containerd', 'kubelet', 'kube-controller-manager', 'kube-scheduler']) logs[n] = path.join(dir, `${n}.log`);
   let cluster: Cluster | undefined;
-  let forwarder: net.Server | undefined;
   const fail = (what: string, log?: string): Error => new Error(`test node: ${what}${log ? `\n--- last lines of ${log} ---\n${tail(log)}` : ''}`);
   try {
-    cluster = await startCluster({ dir: path.join(dir, 'control-plane'), binDir: cpBin, node: { name, advertiseAddress: gateway } });
+    cluster = await startCluster({ dir: path.join(dir, 'control-plane'), binDir: cpBin, detached, node: { name, advertiseAddress: gateway } });
     const api = cluster.info;
     for (const [n, pid, bin] of [
       ['etcd', api.etcdPid, path.join(cpBin, 'etcd')],
@@ -532,21 +548,19 @@ export async function startNode(opts: NodeStartOptions = {}): Promise<TestNode> 
       const r = run('ip', argv);
       if (!r.ok) throw fail(`ip ${argv.join(' ')}: ${r.out}`);
     }
-    forwarder = net.createServer((c) => {
-      const up = net.connect(api.apiserverPort, '127.0.0.1');
-      c.pipe(up).pipe(c);
-      const end = (): void => {
-        c.destroy();
-        up.destroy();
-      };
-      c.on('error', end);
-      up.on('error', end);
-    });
-    await new Promise<void>((resolve, reject) => {
-      forwarder!.once('error', reject);
-      forwarder!.listen(api.apiserverPort, gateway, () => resolve());
-    });
-    forwarder.unref();
+    logs.forwarder = path.join(dir, 'forwarder.log');
+    const forwarder = spawnLogged(
+      'forwarder',
+      process.execPath,
+      [path.join(HERE, 'forward.ts'), gateway, String(api.apiserverPort), String(api.apiserverPort)],
+      logs.forwarder,
+      detached,
+    );
+    track('forwarder', forwarder, process.execPath);
+    for (let deadline = Date.now() + 10_000; !(await canConnect(gateway, api.apiserverPort)); ) {
+      if (forwarder.exitCode !== null || Date.now() > deadline) throw fail('the apiserver forwarder did not start', logs.forwarder);
+      await sleep(50);
+    }
 
     // containerd 1.6: private root, state, socket and runc root; restrict_oom_score_adj is
     // REQUIRED here (no CAP_SYS_RESOURCE, so runc cannot set the kubelet's negative scores).
@@ -604,7 +618,7 @@ state = "${cd}/state"
 `,
     );
     const containerdBin = which('containerd');
-    const containerd = spawnLogged('containerd', containerdBin, ['--config', path.join(cd, 'config.toml')], logs.containerd!);
+    const containerd = spawnLogged('containerd', containerdBin, ['--config', path.join(cd, 'config.toml')], logs.containerd!, detached);
     track('containerd', containerd, containerdBin);
     const ctr = (...args: string[]): { ok: boolean; out: string } => run('ctr', ['--address', state.socket, ...args]);
     for (let deadline = Date.now() + 30_000; !ctr('version').ok; ) {
@@ -659,6 +673,7 @@ imageGCLowThresholdPercent: 99
         `--hostname-override=${name}`,
       ],
       logs.kubelet!,
+      detached,
     );
     track('kubelet', kubelet, kubeletBin);
     const kcmBin = path.join(nodeBin, 'kube-controller-manager');
@@ -675,6 +690,7 @@ imageGCLowThresholdPercent: 99
         `--secure-port=${kcmPort}`,
       ],
       logs['kube-controller-manager']!,
+      detached,
     );
     track('kube-controller-manager', kcm, kcmBin);
     const schedBin = path.join(nodeBin, 'kube-scheduler');
@@ -683,6 +699,7 @@ imageGCLowThresholdPercent: 99
       schedBin,
       [`--kubeconfig=${writeKc('kube-scheduler', nodeTokens.scheduler)}`, '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${schedPort}`],
       logs['kube-scheduler']!,
+      detached,
     );
     track('kube-scheduler', sched, schedBin);
 
@@ -738,13 +755,12 @@ imageGCLowThresholdPercent: 99
       logs: { ...logs, etcd: api.logs.etcd, 'kube-apiserver': api.logs.apiserver },
       startup: { readyMs: Math.round(readyMs), totalMs: Math.round(performance.now() - t0) },
     };
-    return new TestNode(cluster, info, state, forwarder, opts.keepLogs ?? false);
+    return new TestNode(cluster, info, state, opts.keepLogs ?? false);
   } catch (err) {
     const keep = path.join(os.tmpdir(), `leader-run-node-logs-${id}`);
     fs.mkdirSync(keep, { recursive: true });
     for (const f of Object.values(logs)) if (fs.existsSync(f)) fs.copyFileSync(f, path.join(keep, path.basename(f)));
     await teardown(state);
-    forwarder?.close();
     await cluster?.stop();
     throw new Error(`${(err as Error).message}\n(test node logs kept in ${keep})`);
   }

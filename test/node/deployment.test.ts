@@ -12,6 +12,7 @@
 //   Dockerfile's `COPY job.js`) writes its ledger.
 // The image keeps its name: the one built here is tagged registry.example.com/nightly-report:1.0.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -85,6 +86,7 @@ interface Entry {
   ms: number;
   what: string;
   pod: string;
+  pid: string;
 }
 
 function readLedger(): Entry[] {
@@ -93,29 +95,29 @@ function readLedger(): Entry[] {
     .split('\n')
     .filter(Boolean)
     .map((l) => {
-      const [ms, what, pod] = l.split(' ');
-      return { ms: Number(ms), what: what!, pod: pod! };
+      const [ms, what, pod, pid] = l.split(' ');
+      return { ms: Number(ms), what: what!, pod: pod!, pid: pid! };
     })
     .sort((a, b) => a.ms - b.ms);
 }
 
-/** One child at a time: every start comes after the previous term's exit. Returns the
- *  handovers (exit → next start, in ms). */
-function checkLedger(): Array<{ from: string; to: string; gapMs: number }> {
-  const starts = readLedger().filter((e) => e.what !== 'beat');
-  let running: Entry | undefined;
-  let lastExit: Entry | undefined;
-  const handovers: Array<{ from: string; to: string; gapMs: number }> = [];
-  for (const e of starts) {
-    if (e.what === 'start') {
-      assert.equal(running, undefined, `two children at once: ${running?.pod} and ${e.pod} (ledger ${ledger})`);
-      running = e;
-      if (lastExit) handovers.push({ from: lastExit.pod, to: e.pod, gapMs: e.ms - lastExit.ms });
-    } else if (e.what === 'exit') {
-      assert.equal(running?.pod, e.pod, `an exit of ${e.pod} while ${running?.pod} ran`);
-      running = undefined;
-      lastExit = e;
-    }
+/** One child at a time: each child's ledger entries (start, beats, exit) span an interval, and
+ *  no two intervals overlap. Returns the handovers: last entry of one → start of the next. */
+function checkLedger(): Array<{ from: string; to: string; gapMs: number; exited: boolean }> {
+  const terms = new Map<string, { pod: string; first: number; last: number; exited: boolean }>();
+  for (const e of readLedger()) {
+    const key = `${e.pod}/${e.pid}`;
+    const t = terms.get(key) ?? { pod: e.pod, first: e.ms, last: e.ms, exited: false };
+    t.last = Math.max(t.last, e.ms);
+    if (e.what === 'exit') t.exited = true;
+    terms.set(key, t);
+  }
+  const sorted = [...terms.values()].sort((a, b) => a.first - b.first);
+  const handovers: Array<{ from: string; to: string; gapMs: number; exited: boolean }> = [];
+  for (let i = 1; i < sorted.length; i++) {
+    const [prev, next] = [sorted[i - 1]!, sorted[i]!];
+    assert.ok(prev.last < next.first, `two children at once: ${prev.pod} (until ${prev.last}) and ${next.pod} (from ${next.first}); ledger ${ledger}`);
+    handovers.push({ from: prev.pod, to: next.pod, gapMs: next.first - prev.last, exited: prev.exited });
   }
   return handovers;
 }
@@ -258,7 +260,12 @@ test('examples/deployment.yaml: 3 replicas, one leader, probes answer, the proje
 
   // Memory working set of the leader's Pod, from the kubelet's stats summary (straight from
   // the kubelet: the apiserver's node proxy refuses loopback addresses).
-  const summary = await kubeletGet('/stats/summary');
+  // cAdvisor fills in a new Pod's figures at its next housekeeping: wait for them.
+  const summary = await until('memory figures for the Pods', async () => {
+    const sum = await kubeletGet('/stats/summary');
+    const mine = sum.pods.filter((s: Obj) => s.podRef.namespace === NS);
+    return mine.length === 3 && mine.every((s: Obj) => s.memory?.workingSetBytes > 0) && sum;
+  });
   for (const ps of summary.pods.filter((s: Obj) => s.podRef.namespace === NS)) {
     console.log(
       `memory ${ps.podRef.name}${ps.podRef.name === leader ? ' (leader)' : ''}: working set ${(ps.memory.workingSetBytes / 1048576).toFixed(1)} MiB, RSS ${(ps.memory.rssBytes / 1048576).toFixed(1)} MiB`,
@@ -311,7 +318,56 @@ test('deleting the leader Pod hands over with the Lease released', async () => {
   const hand = checkLedger().slice(nLedger);
   assert.equal(hand.length, 1);
   console.log(`delete pod handover ${hand[0]!.from} → ${hand[0]!.to}: old child exit → new child start ${hand[0]!.gapMs} ms`);
-  await until('3 Ready Pods again', () => allReady(new Set([leader])), 180_000);
+  const ready = await until('3 Ready Pods again', () => allReady(new Set([leader])), 180_000);
+  // Within the example's memory limit (and no other restart) through all of the above.
+  for (const p of ready)
+    for (const cs of p.status.containerStatuses) assert.equal(cs.restartCount, 0, `${p.metadata.name} restarted: ${JSON.stringify(cs.lastState)}`);
+});
+
+test("the leader's container killed outright: nothing of its tree is left, another takes over after D", async () => {
+  const leader = await holder();
+  const nLedger = checkLedger().length;
+  const ctr = (...args: string[]): string => execFileSync('ctr', ['--address', node.state.socket, '-n', 'k8s.io', ...args], { encoding: 'utf8' });
+  const id = ctr('containers', 'ls', '-q', `labels."io.kubernetes.pod.name"==${leader},labels."io.kubernetes.container.name"==job`)
+    .split('\n')
+    .filter(Boolean)
+    .find((c) =>
+      /RUNNING/.test(
+        ctr('tasks', 'ls')
+          .split('\n')
+          .find((l) => l.startsWith(c)) ?? '',
+      ),
+    );
+  assert.ok(id, `no running job container for ${leader}`);
+  // The container's whole tree as the host sees it: leader-run, its watchdog, the child.
+  const tree = ctr('tasks', 'ps', id)
+    .split('\n')
+    .slice(1)
+    .map((l) => Number(l.trim().split(/\s+/)[0]))
+    .filter((n) => n > 0);
+  assert.ok(tree.length >= 3, `expected leader-run, watchdog and the child in ${id}: ${tree}`);
+  const killedAt = Date.now();
+  ctr('tasks', 'kill', '-s', 'SIGKILL', '--all', id);
+  const next = await until(
+    'a new child after the kill',
+    async () => {
+      const h = checkLedger().slice(nLedger);
+      return h.length > 0 && h[h.length - 1];
+    },
+    120_000,
+  );
+  for (const pid of tree) assert.equal(fs.existsSync(`/proc/${pid}`), false, `pid ${pid} of the killed tree is alive`);
+  assert.equal(next.exited, false, 'the killed child wrote an exit');
+  const lease = (await apiRequest(admin, 'GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LOCK}`)).body;
+  const started = readLedger().find((e) => e.what === 'start' && e.pod === next.to && e.ms >= killedAt)!;
+  console.log(
+    `killed ${leader}'s container: ${next.to}'s child started ${started.ms - killedAt} ms after the kill ` +
+      `(D = ${lease.spec.leaseDurationSeconds} s; the old child's last ledger entry → new start ${next.gapMs} ms)`,
+  );
+  const ready = await until('3 Ready Pods again', () => allReady(), 180_000);
+  for (const p of ready) {
+    for (const cs of p.status.containerStatuses) assert.notEqual(cs.lastState?.terminated?.reason, 'OOMKilled', `${p.metadata.name} was OOM-killed`);
+  }
 });
 
 test('teardown leaves nothing behind', async () => {

@@ -62,7 +62,10 @@ export function buildExampleImage(work: string, jobJs: string): NodeImage & { by
     fs.mkdirSync(work, { recursive: true });
     const ctx = path.join(work, 'context');
     fs.mkdirSync(ctx);
-    sh('npm', ['pack', '--silent', '--pack-destination', ctx], { cwd: REPO });
+    // The dist/ built already (npm test's build step, or test:node's): prepack would rebuild it
+    // under tests that are running it.
+    if (!fs.existsSync(path.join(REPO, 'dist', 'cli.js'))) throw new Error('dist/ is not built: run npm run build');
+    sh('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', ctx], { cwd: REPO });
     fs.copyFileSync(jobJs, path.join(ctx, 'job.js'));
     const podman = [
       `--root=${path.join(work, 'podman', 'root')}`,

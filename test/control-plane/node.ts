@@ -112,7 +112,8 @@ export interface NodeState {
   api?: { server: string; caFile: string; token: string };
 }
 
-const OUTSIDE = ['/var/lib/kubelet', '/var/log/containers', '/var/log/pods', '/usr/libexec/kubernetes', '/run/netns', '/var/lib/cni'];
+// containerd 1.6 puts shim sockets in /run/containerd/s whatever its state dir.
+const OUTSIDE = ['/var/lib/kubelet', '/var/log/containers', '/var/log/pods', '/usr/libexec/kubernetes', '/run/netns', '/var/lib/cni', '/run/containerd'];
 const CHAINS: Array<[string, string]> = [
   ['filter', 'KUBE-FIREWALL'],
   ['filter', 'KUBE-KUBELET-CANARY'],

@@ -387,5 +387,6 @@ test('teardown leaves nothing behind', async () => {
     if (!node.state.kubepodsBefore.includes(d)) assert.equal(fs.existsSync(d), false, `${d} remains`);
   }
   for (const [p, existed] of Object.entries(node.state.outside)) if (!existed) assert.equal(fs.existsSync(p), false, `${p} remains`);
+  for (const p of ['/var/lib/containers', '/run/containers']) assert.equal(fs.existsSync(p), false, `${p} (podman's) remains`);
   assert.equal(fs.existsSync(`/sys/class/net/${node.state.bridge}`), false, 'the bridge remains');
 });

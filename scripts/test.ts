@@ -1,5 +1,8 @@
 // `npm test`: lint, type-check, build the control plane, start one shared cluster,
-// run unit and end-to-end tests against it, stop it, exit with the tests' status.
+// run unit and end-to-end tests against it, stop it; then the node suite (test/node: a real
+// kubelet + containerd, root on Linux; it starts its own control plane and node), alone so
+// its build and Pods do not load the timing-sensitive tests; exit with the tests' status.
+//   LEADER_RUN_NODE_SUITE=skip npm test              without the node suite, said loudly
 //   npm test -- test/e2e/foo.test.ts                 one file
 //   npm test -- --test-name-pattern=lease            node --test flags (use the = form)
 //   LEADER_RUN_TEST_CLUSTER=.cluster/cluster.json npm test    reuse a running cluster
@@ -33,7 +36,8 @@ for (const [what, argv] of steps) {
 const args = process.argv.slice(2);
 const flags = args.filter((a) => a.startsWith('-'));
 let files = args.filter((a) => !a.startsWith('-'));
-if (files.length === 0) files = fs.globSync('test/{unit,e2e}/**/*.test.ts').sort();
+const defaults = files.length === 0;
+if (defaults) files = fs.globSync('test/{unit,e2e}/**/*.test.ts').sort();
 if (files.length === 0) fail('no test files found under test/unit or test/e2e');
 
 // 3. The control plane. Building first keeps build output apart from cluster errors.
@@ -72,7 +76,7 @@ try {
 const bin = path.join(repo, 'node_modules', '.bin');
 // No test may stall CI: each has at most 5 minutes, and the runner does not wait for
 // handles a failed test left open.
-const runner = spawn(process.execPath, ['--test', '--test-concurrency=3', '--test-timeout=300000', '--test-force-exit', ...flags, ...files], {
+let runner = spawn(process.execPath, ['--test', '--test-concurrency=3', '--test-timeout=300000', '--test-force-exit', ...flags, ...files], {
   stdio: 'inherit',
   env: {
     ...process.env,
@@ -104,4 +108,28 @@ if (cluster) {
   if (status === 0 && !interrupted) fs.rmSync(info.dir, { recursive: true, force: true });
   else console.error(`npm test: cluster logs kept in ${info.dir}`);
 }
-process.exit(interrupted ? 128 + os.constants.signals[interrupted] : status);
+
+// 6. The node suite, after the shared cluster is gone. Never skipped silently: it fails when
+// it cannot start (it installs Debian packages and builds kubelet & co. when missing).
+let nodeStatus = 0;
+const nodeFiles = defaults ? fs.globSync('test/node/**/*.test.ts').sort() : [];
+if (nodeFiles.length && !interrupted) {
+  if (process.env.LEADER_RUN_NODE_SUITE === 'skip') {
+    console.error('\nnpm test: SKIPPED the node suite (test/node) because LEADER_RUN_NODE_SUITE=skip: the examples were not run on a real node');
+  } else {
+    console.log('\nnpm test: the node suite (test/node): a real kubelet, containerd and runc');
+    runner = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=900000', '--test-force-exit', ...flags, ...nodeFiles], {
+      stdio: 'inherit',
+      env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` },
+    });
+    nodeStatus = await new Promise<number>((resolve) => {
+      runner.on('error', (err) => {
+        console.error(`npm test: cannot run node --test: ${err.message}`);
+        resolve(1);
+      });
+      runner.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+    });
+    if (nodeStatus !== 0) console.error('\nnpm test: the node suite failed');
+  }
+}
+process.exit(interrupted ? 128 + os.constants.signals[interrupted] : status || nodeStatus);

@@ -417,7 +417,12 @@ function spawnLogged(name: string, bin: string, args: string[], log: string, det
     // cluster:up: its own session, outliving the CLI; otherwise it dies with this process.
     const child = detached ? spawn(bin, args, { detached: true, stdio: ['ignore', fd, fd] }) : spawnGuarded(bin, args, { stdio: ['ignore', fd, fd] });
     child.unref();
-    child.on('exit', (code, signal) => fs.appendFileSync(log, `\n=== ${name} exited (${signal ?? code})\n`));
+    child.on('exit', (code, signal) => {
+      // The event can come after teardown removed the directory.
+      try {
+        fs.appendFileSync(log, `\n=== ${name} exited (${signal ?? code})\n`);
+      } catch {}
+    });
     return child;
   } finally {
     fs.closeSync(fd);

@@ -370,6 +370,73 @@ test("the leader's container killed outright: nothing of its tree is left, anoth
   }
 });
 
+test("--leader-service: after a handover the EndpointSlice holds only the leader's Pod", async () => {
+  // The README's "Leader routing" additions to the example: the flag, POD_NAME and
+  // POD_NAMESPACE; the optional leader-run-routing Role of examples/rbac.yaml is applied.
+  const service = 'nightly-report-leader';
+  await must('POST', `/api/v1/namespaces/${NS}/services`, {
+    metadata: { name: service },
+    spec: { selector: { app: 'nightly-report' }, ports: [{ name: 'http', port: 9090, targetPort: 9090 }] },
+  });
+  const dep = await must('GET', `/apis/apps/v1/namespaces/${NS}/deployments/nightly-report`);
+  const c = dep.spec.template.spec.containers[0];
+  const dashes = c.args.indexOf('--');
+  const args = [...c.args.slice(0, dashes), '--leader-service', service, ...c.args.slice(dashes)];
+  const before = new Set((await pods()).map((p) => p.metadata.name as string));
+  await must(
+    'PATCH',
+    `/apis/apps/v1/namespaces/${NS}/deployments/nightly-report`,
+    {
+      spec: {
+        template: {
+          spec: {
+            containers: [
+              {
+                name: c.name,
+                args,
+                env: [
+                  { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                  { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+                ],
+              },
+            ],
+          },
+        },
+      },
+    },
+    'application/strategic-merge-patch+json',
+  );
+  await until(
+    'the rollout with --leader-service to finish',
+    async () => {
+      const ps = await pods();
+      const h = await holder();
+      return ps.length === 3 && ps.every((p) => !before.has(p.metadata.name) && isReady(p)) && ps.some((p) => p.metadata.name === h);
+    },
+    240_000,
+  );
+  const endpointsOf = async (): Promise<string[]> => {
+    const slices = await must('GET', `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D${service}`);
+    return slices.items.flatMap((sl: Obj) => (sl.endpoints ?? []).map((e: Obj) => e.targetRef?.name as string));
+  };
+  const onlyLeader = async (): Promise<string | false> => {
+    const h = await holder();
+    const eps = await endpointsOf();
+    return h !== '' && eps.length === 1 && eps[0] === h && h;
+  };
+  const first = await until('the EndpointSlice to hold only the leader', onlyLeader);
+  const svc = await must('GET', `/api/v1/namespaces/${NS}/services/${service}`);
+  assert.deepEqual(svc.spec.selector, { 'leader-run.io/pod': first });
+  const t = Date.now();
+  assert.equal((await apiRequest(admin, 'DELETE', `/api/v1/namespaces/${NS}/pods/${first}`)).status, 200);
+  const next = await until('the EndpointSlice to hold only the new leader', async () => {
+    const h = await onlyLeader();
+    return h && h !== first && h;
+  });
+  console.log(`--leader-service: EndpointSlice moved from ${first} to ${next} ${Date.now() - t} ms after the DELETE`);
+  checkLedger();
+});
+
 test('teardown leaves nothing behind', async () => {
   await must('DELETE', `/api/v1/namespaces/${NS}`);
   watch.stop();

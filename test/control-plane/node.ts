@@ -345,6 +345,9 @@ export async function teardown(state: NodeState, log: (s: string) => void = () =
   for (const [p, existed] of Object.entries(state.outside)) if (!existed) fs.rmSync(p, { recursive: true, force: true });
   for (const d of [state.dir, ...(state.extraDirs ?? [])]) fs.rmSync(d, { recursive: true, force: true, maxRetries: 3 });
   fs.rmSync(path.join(STATE_DIR, `${state.id}.json`), { force: true });
+  try {
+    fs.rmdirSync(STATE_DIR); // only when no other node's state is in it
+  } catch {}
   return forced;
 }
 

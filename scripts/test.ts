@@ -1,6 +1,9 @@
 // `npm test`: lint, type-check, build the control plane, start one shared cluster,
-// run unit and end-to-end tests against it, stop it, exit with the tests' status.
-//   npm test -- test/e2e/foo.test.ts                 one file
+// run unit and end-to-end tests against it, stop it; then the node suite (test/node: a real
+// kubelet + containerd, root on Linux; it starts its own control plane and node), alone so
+// its build and Pods do not load the timing-sensitive tests; exit with the tests' status.
+//   LEADER_RUN_NODE_SUITE=skip npm test              without the node suite, said loudly
+//   npm test -- test/e2e/foo.test.ts                 one file (test/node/... files: the node phase only)
 //   npm test -- --test-name-pattern=lease            node --test flags (use the = form)
 //   LEADER_RUN_TEST_CLUSTER=.cluster/cluster.json npm test    reuse a running cluster
 import { spawn, spawnSync } from 'node:child_process';
@@ -33,75 +36,115 @@ for (const [what, argv] of steps) {
 const args = process.argv.slice(2);
 const flags = args.filter((a) => a.startsWith('-'));
 let files = args.filter((a) => !a.startsWith('-'));
-if (files.length === 0) files = fs.globSync('test/{unit,e2e}/**/*.test.ts').sort();
-if (files.length === 0) fail('no test files found under test/unit or test/e2e');
-
-// 3. The control plane. Building first keeps build output apart from cluster errors.
-let binDir: string;
-try {
-  binDir = await buildControlPlane();
-} catch (err) {
-  fail((err as Error).message);
+// Node-suite files run in their own phase (below) with its longer timeout, also when named.
+const isNodeSuite = (f: string): boolean => path.relative('test/node', f).split(path.sep)[0] !== '..';
+let nodeFiles = files.filter(isNodeSuite);
+files = files.filter((f) => !isNodeSuite(f));
+if (files.length === 0 && nodeFiles.length === 0) {
+  files = fs.globSync('test/{unit,e2e}/**/*.test.ts').sort();
+  nodeFiles = fs.globSync('test/node/**/*.test.ts').sort();
+  if (files.length === 0) fail('no test files found under test/unit or test/e2e');
 }
 
-let cluster: Cluster | undefined;
-let info: ClusterInfo;
-let infoPath = process.env.LEADER_RUN_TEST_CLUSTER;
-try {
-  if (infoPath) {
-    info = await attachCluster(path.resolve(infoPath));
-    console.log(`npm test: using the running cluster at ${info.server} (${infoPath})`);
-  } else {
-    // Our own temp dir, so its logs can be kept when tests fail.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-test-'));
-    cluster = await startCluster({ dir, binDir });
-    info = cluster.info;
-    infoPath = path.join(dir, 'cluster.json');
-    const mib = (pid: number): string => ((rssKiB(pid) ?? 0) / 1024).toFixed(0);
-    console.log(
-      `npm test: cluster at ${info.server} ready in ${info.startup.totalMs} ms ` +
-        `(etcd ${info.startup.etcdMs} ms, kube-apiserver ${info.startup.apiserverMs} ms; ` +
-        `RSS etcd ${mib(info.etcdPid)} MiB, kube-apiserver ${mib(info.apiserverPid)} MiB)`,
-    );
-  }
-} catch (err) {
-  fail(`the test cluster did not start; end-to-end tests cannot run.\n${(err as Error).message}`);
-}
-
-// 4. The tests.
-const bin = path.join(repo, 'node_modules', '.bin');
-// No test may stall CI: each has at most 5 minutes, and the runner does not wait for
-// handles a failed test left open.
-const runner = spawn(process.execPath, ['--test', '--test-concurrency=3', '--test-timeout=300000', '--test-force-exit', ...flags, ...files], {
-  stdio: 'inherit',
-  env: {
-    ...process.env,
-    LEADER_RUN_TEST_CLUSTER: infoPath,
-    LEADER_RUN_CONTROL_PLANE_BIN: binDir,
-    PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`,
-  },
-});
-// Forward interruptions; the harness has already killed the cluster by the
-// time this listener runs, and we still wait for the runner to finish.
+// 3–5: unit and end-to-end tests against one shared cluster (skipped when only node-suite
+// files are named).
+// Forward interruptions to the runner of the moment; the harness has already killed the
+// cluster by the time this listener runs, and we still wait for the runner to finish.
 let interrupted: NodeJS.Signals | undefined;
+let runner: ReturnType<typeof spawn> | undefined;
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
     interrupted = sig;
-    runner.kill(sig);
+    runner?.kill(sig);
   });
 }
-const status = await new Promise<number>((resolve) => {
-  runner.on('error', (err) => {
-    console.error(`npm test: cannot run node --test: ${err.message}`);
-    resolve(1);
-  });
-  runner.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
-});
+const bin = path.join(repo, 'node_modules', '.bin');
+const status = files.length > 0 ? await runMain() : 0;
 
-// 5. Teardown; a failed run keeps the servers' logs.
-if (cluster) {
-  await cluster.stop();
-  if (status === 0 && !interrupted) fs.rmSync(info.dir, { recursive: true, force: true });
-  else console.error(`npm test: cluster logs kept in ${info.dir}`);
+async function runMain(): Promise<number> {
+  // 3. The control plane. Building first keeps build output apart from cluster errors.
+  let binDir: string;
+  try {
+    binDir = await buildControlPlane();
+  } catch (err) {
+    fail((err as Error).message);
+  }
+
+  let cluster: Cluster | undefined;
+  let info: ClusterInfo;
+  let infoPath = process.env.LEADER_RUN_TEST_CLUSTER;
+  try {
+    if (infoPath) {
+      info = await attachCluster(path.resolve(infoPath));
+      console.log(`npm test: using the running cluster at ${info.server} (${infoPath})`);
+    } else {
+      // Our own temp dir, so its logs can be kept when tests fail.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-test-'));
+      cluster = await startCluster({ dir, binDir });
+      info = cluster.info;
+      infoPath = path.join(dir, 'cluster.json');
+      const mib = (pid: number): string => ((rssKiB(pid) ?? 0) / 1024).toFixed(0);
+      console.log(
+        `npm test: cluster at ${info.server} ready in ${info.startup.totalMs} ms ` +
+          `(etcd ${info.startup.etcdMs} ms, kube-apiserver ${info.startup.apiserverMs} ms; ` +
+          `RSS etcd ${mib(info.etcdPid)} MiB, kube-apiserver ${mib(info.apiserverPid)} MiB)`,
+      );
+    }
+  } catch (err) {
+    fail(`the test cluster did not start; end-to-end tests cannot run.\n${(err as Error).message}`);
+  }
+
+  // 4. The tests.
+  // No test may stall CI: each has at most 5 minutes, and the runner does not wait for
+  // handles a failed test left open.
+  const main = spawn(process.execPath, ['--test', '--test-concurrency=3', '--test-timeout=300000', '--test-force-exit', ...flags, ...files], {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      LEADER_RUN_TEST_CLUSTER: infoPath,
+      LEADER_RUN_CONTROL_PLANE_BIN: binDir,
+      PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}`,
+    },
+  });
+  runner = main;
+  const status = await new Promise<number>((resolve) => {
+    main.on('error', (err) => {
+      console.error(`npm test: cannot run node --test: ${err.message}`);
+      resolve(1);
+    });
+    main.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+  });
+
+  // 5. Teardown; a failed run keeps the servers' logs.
+  if (cluster) {
+    await cluster.stop();
+    if (status === 0 && !interrupted) fs.rmSync(info.dir, { recursive: true, force: true });
+    else console.error(`npm test: cluster logs kept in ${info.dir}`);
+  }
+  return status;
 }
-process.exit(interrupted ? 128 + os.constants.signals[interrupted] : status);
+
+// 6. The node suite, after the shared cluster is gone. Never skipped silently: it fails when
+// it cannot start (it installs Debian packages and builds kubelet & co. when missing).
+let nodeStatus = 0;
+if (nodeFiles.length && !interrupted) {
+  if (process.env.LEADER_RUN_NODE_SUITE === 'skip') {
+    console.error('\nnpm test: SKIPPED the node suite (test/node) because LEADER_RUN_NODE_SUITE=skip: the examples were not run on a real node');
+  } else {
+    console.log('\nnpm test: the node suite (test/node): a real kubelet, containerd and runc');
+    const nodeRunner = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=900000', '--test-force-exit', ...flags, ...nodeFiles], {
+      stdio: 'inherit',
+      env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` },
+    });
+    runner = nodeRunner;
+    nodeStatus = await new Promise<number>((resolve) => {
+      nodeRunner.on('error', (err) => {
+        console.error(`npm test: cannot run node --test: ${err.message}`);
+        resolve(1);
+      });
+      nodeRunner.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+    });
+    if (nodeStatus !== 0) console.error('\nnpm test: the node suite failed');
+  }
+}
+process.exit(interrupted ? 128 + os.constants.signals[interrupted] : status || nodeStatus);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClusterInfo } from './cluster.ts';
 import { attachCluster, pidAlive, rssKiB, startCluster, stopDetached } from './cluster.ts';
+import { reapNodes, startNode } from './node.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dir = path.join(repo, '.cluster');
@@ -28,7 +29,20 @@ function printPaths(info: ClusterInfo): void {
   console.log(`try:        KUBECONFIG=${rel(info.kubeconfigs.admin)} kubectl get leases`);
 }
 
+/** `cluster:up -- --node`: the control plane with a real node (test/control-plane/node.ts). */
+async function upNode(): Promise<void> {
+  const node = await startNode({ detached: true });
+  const rel = (p: string): string => path.relative(process.cwd(), p) || p;
+  console.log(`node ${node.info.name} Ready in ${node.info.startup.readyMs} ms; everything up in ${node.info.startup.totalMs} ms`);
+  console.log(`server:     ${node.api.server} (Pods: https://${node.info.gateway}:${node.info.apiserverPort})`);
+  console.log(`admin:      ${rel(node.api.kubeconfigs.admin)}`);
+  console.log(`logs:       ${rel(node.info.dir)}/*.log`);
+  console.log(`images:     import OCI archives with ctr --address ${node.state.socket} -n k8s.io images import FILE`);
+  console.log('stop it with: npm run cluster:down');
+}
+
 async function up(): Promise<void> {
+  if (process.argv.includes('--node')) return upNode();
   const existing = readInfo();
   if (existing && pidAlive(existing.etcdPid) && pidAlive(existing.apiserverPid)) {
     await attachCluster(infoPath);
@@ -51,6 +65,10 @@ async function up(): Promise<void> {
 }
 
 async function down(): Promise<void> {
+  // The node of `cluster:up -- --node`, and a test node whose owner died (e.g. a killed
+  // `npm run test:node`), which leaves containers, mounts, cgroups and a bridge behind: its
+  // state file says what to undo.
+  if (process.platform === 'linux' && (await reapNodes({ detached: true, log: (s) => console.log(s) }))) console.log('stopped the test node');
   const info = readInfo();
   if (!info) {
     console.log('no cluster running in .cluster/');
@@ -68,7 +86,7 @@ try {
   if (cmd === 'up') await up();
   else if (cmd === 'down') await down();
   else {
-    console.error('usage: node test/control-plane/cli.ts up|down');
+    console.error('usage: node test/control-plane/cli.ts up [--node] | down');
     process.exitCode = 64;
   }
 } catch (err) {

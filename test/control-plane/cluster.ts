@@ -37,6 +37,15 @@ export interface ClusterInfo {
   startup: { etcdMs: number; apiserverMs: number; totalMs: number };
   /** True when started by `cluster:up`: the processes outlive the starter. */
   detached: boolean;
+  /** Set when started with `node` (test/control-plane/node.ts): the identities of the node's
+   *  components and the address the serving cert also covers. */
+  node?: NodeIdentities;
+}
+
+export interface NodeIdentities {
+  name: string;
+  advertiseAddress: string;
+  tokens: { kubelet: string; controllerManager: string; scheduler: string };
 }
 
 export type User = 'admin' | 'candidate' | 'nobody' | { token: string };
@@ -422,6 +431,14 @@ export interface StartOptions {
   binDir?: string;
   /** Leave the servers running after this process exits (cluster:up). */
   detached?: boolean;
+  /**
+   * Prepare the apiserver for a real node (test/control-plane/node.ts): tokens for the kubelet
+   * (`system:node:<name>`), the controller-manager and the scheduler; Node,RBAC authorization
+   * with NodeRestriction; Hostname as the kubelet address; and `advertiseAddress` (the Pods'
+   * bridge gateway, where node.ts forwards to loopback) in the serving cert. Without it the
+   * apiserver is exactly as before.
+   */
+  node?: { name: string; advertiseAddress: string };
 }
 
 export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
@@ -438,12 +455,23 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
   for (const entry of fs.readdirSync(dir)) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
 
   const tokens = { admin: randomBytes(24).toString('hex'), candidate: randomBytes(24).toString('hex'), nobody: randomBytes(24).toString('hex') };
+  const node: NodeIdentities | undefined = opts.node && {
+    ...opts.node,
+    tokens: { kubelet: randomBytes(24).toString('hex'), controllerManager: randomBytes(24).toString('hex'), scheduler: randomBytes(24).toString('hex') },
+  };
   fs.writeFileSync(
     path.join(dir, 'tokens.csv'),
     [
       `${tokens.admin},leader-run-admin,leader-run-admin,"system:masters"`,
       `${tokens.candidate},${CANDIDATE_USER},${CANDIDATE_USER}`,
       `${tokens.nobody},nobody,nobody`,
+      ...(node
+        ? [
+            `${node.tokens.kubelet},system:node:${node.name},system:node:${node.name},"system:nodes"`,
+            `${node.tokens.controllerManager},system:kube-controller-manager,system:kube-controller-manager`,
+            `${node.tokens.scheduler},system:kube-scheduler,system:kube-scheduler`,
+          ]
+        : []),
       '',
     ].join('\n'),
     { mode: 0o600 },
@@ -517,12 +545,17 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
         '--bind-address=127.0.0.1',
         // Loopback everywhere; the endpoint reconciler refuses loopback
         // endpoints for the kubernetes Service, and nothing here needs them.
-        '--advertise-address=127.0.0.1',
+        // With a node, the Pods' gateway (forwarded to loopback by node.ts): the serving cert
+        // covers the advertise address and the bind address, so both 127.0.0.1 and it verify.
+        `--advertise-address=${node?.advertiseAddress ?? '127.0.0.1'}`,
         '--endpoint-reconciler-type=none',
         `--secure-port=${port}`,
         `--cert-dir=${certDir}`,
         `--token-auth-file=${path.join(dir, 'tokens.csv')}`,
-        '--authorization-mode=RBAC',
+        // The Node authorizer is what lets the kubelet in (the system:node binding has no subjects).
+        ...(node
+          ? ['--authorization-mode=Node,RBAC', '--enable-admission-plugins=NodeRestriction', '--kubelet-preferred-address-types=Hostname']
+          : ['--authorization-mode=RBAC']),
         `--service-account-key-file=${path.join(dir, 'sa.pub')}`,
         `--service-account-signing-key-file=${path.join(dir, 'sa.key')}`,
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
@@ -566,6 +599,7 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
       logs,
       startup: { etcdMs: Math.round(etcdMs), apiserverMs: Math.round(apiserverMs), totalMs: 0 },
       detached,
+      ...(node ? { node } : {}),
     };
 
     const admin = target(info, 'admin');

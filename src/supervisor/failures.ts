@@ -55,7 +55,11 @@ export function verdictFor(e: ApiError, op: Operation, ctx: FailureContext): Ver
   if (op === 'lease') {
     if (e.kind === 'forbidden') {
       const missing = verb ? `missing permission: ${verb} on leases (coordination.k8s.io) in namespace ${ctx.namespace}; ` : '';
-      return fatal(ExitStatus.noperm, 'forbidden', `${e.message}; ${missing}grant ${listing(LEASE_VERBS)} on leases there — see examples/rbac.yaml`);
+      return fatal(
+        ExitStatus.noperm,
+        'forbidden',
+        `${e.message}; ${missing}grant ${listing(LEASE_VERBS)} on leases there (a Role that narrows get, watch and update with resourceNames must name this Lease) — see examples/rbac.yaml; leader-run check lists what is missing`,
+      );
     }
     // A create answered 404 names a namespace that does not exist (the Lease itself is
     // created, never found missing, by a create).

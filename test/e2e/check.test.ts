@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
-import { freePort, type PolicyRule, readLease, serviceAccountKubeconfig, sharedCluster, writeKubeconfig } from '../support/cluster.ts';
+import { EXAMPLE_RULES, freePort, type PolicyRule, readLease, serviceAccountKubeconfig, sharedCluster, writeKubeconfig } from '../support/cluster.ts';
 import { BIN, uniqueName } from '../support/leader-run.ts';
 
 const LEASES: PolicyRule = { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update'] };
@@ -53,6 +53,28 @@ describe('leader-run check', () => {
     const ok = check(['--kubeconfig', leasesOnly, '--lock-name', uniqueName('check')]);
     assert.equal(ok.status, 0, ok.lines.join('\n'));
     assert.ok(!check(['--kubeconfig', leasesOnly, '--lock-name', uniqueName('check'), '--no-events']).lines.some((l) => /events/.test(l)));
+  });
+
+  it("examples/rbac.yaml as written: everything for its own Lease, nothing for another's", async () => {
+    const info = await sharedCluster();
+    const asWritten = await serviceAccountKubeconfig(info, 'lr-check-example', EXAMPLE_RULES);
+    const own = check(['--kubeconfig', asWritten, '--lock-name', 'nightly-report']);
+    assert.equal(own.status, 0, own.lines.join('\n'));
+    assert.ok(
+      own.lines.every((l) => l.startsWith('ok ')),
+      own.lines.join('\n'),
+    );
+    const other = check(['--kubeconfig', asWritten, '--lock-name', uniqueName('check')]);
+    assert.equal(other.status, 77, other.lines.join('\n'));
+    assert.ok(
+      other.lines.some((l) => l.startsWith('ok    may create leases')),
+      'create is not narrowed by name',
+    );
+    for (const verb of ['get', 'update'])
+      assert.ok(
+        other.lines.some((l) => l.startsWith(`fail  may not ${verb} leases`)),
+        verb,
+      );
   });
 
   it('--leader-service: get and update on the Pod and the Service', async () => {

@@ -13,6 +13,7 @@ export {
   CANDIDATE_RULES,
   CANDIDATE_USER,
   Cluster,
+  EXAMPLE_RULES,
   freePort,
   LeaderPeer,
   rssKiB,

@@ -31,6 +31,8 @@ export interface RunConfig {
   /** Which timing flags were derived from --lease-duration, for the log; undefined: none. */
   readonly timingDerived: string | undefined;
   readonly shutdownGraceMs: number;
+  /** --min-hold: after the child exits by itself, keep the Lease until this long after it was won. */
+  readonly minHoldMs: number | undefined;
   /** The signal that asks the child to stop; undefined: the one leader-run got (SIGTERM on a loss). */
   readonly stopSignal: NodeJS.Signals | undefined;
   /** Where SIGHUP, SIGUSR1 and SIGUSR2 go. */

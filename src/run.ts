@@ -121,6 +121,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     waitTimeoutExitCode: cfg.waitTimeoutExitCode,
     commandText: cfg.command.join(' '),
     stopSignal: cfg.stopSignal,
+    minHoldMs: cfg.minHoldMs,
   });
   const startup = new StartupWindow(clock, cfg.startupTimeoutMs, '--startup-timeout');
   let finish!: (status: number) => void;
@@ -193,6 +194,8 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
         return log.log(e.level, e.message, { event: e.event, ...e.fields });
       case 'start-hold':
         return void timers.push(clock.after(e.ms, () => dispatch({ type: 'hold-elapsed' })));
+      case 'start-min-hold':
+        return void timers.push(clock.after(e.ms, () => dispatch({ type: 'min-hold-elapsed' })));
       case 'route-here':
         return void routing!.routeHere(policy('service-route', () => supervisor.phase === 'routing')).then((o) => {
           if (o.ok)

@@ -95,6 +95,11 @@ export function buildProgram(version: string): Command {
     DEFAULT_SHUTDOWN_GRACE,
   );
   opt('--wait-timeout <duration>', 'give up if not leading within this time (exit 75); 0: try once, as flock -n', 'wait-timeout');
+  opt(
+    '--min-hold <duration>',
+    'when the child finishes early, keep the Lease (renewing) until this long after winning it, so a late candidate does not run the same tick again',
+    'min-hold',
+  );
   opt('-n, --nonblock', 'try once: lead now or exit with --wait-timeout-exit-code (the same as --wait-timeout 0)', 'nonblock');
   opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', DEFAULT_WAIT_TIMEOUT_EXIT_CODE);
   opt(
@@ -180,6 +185,7 @@ function validate(p: Command): ParsedRun {
       ),
     );
   const shutdownGraceMs = duration('shutdownGrace', 'shutdown-grace', { allowZero: true });
+  const minHoldMs = str('minHold') === undefined ? undefined : duration('minHold', 'min-hold');
   const nonblock = bool('nonblock', 'nonblock');
   const waitTimeoutMs = str('waitTimeout') === undefined ? (nonblock ? 0 : undefined) : duration('waitTimeout', 'wait-timeout', { allowZero: true });
   if (nonblock && waitTimeoutMs !== 0)
@@ -225,6 +231,7 @@ function validate(p: Command): ParsedRun {
     timing,
     timingDerived,
     shutdownGraceMs,
+    minHoldMs,
     stopSignal,
     forwardTo,
     kube: { kubeconfig: str('kubeconfig'), context: str('context') },

@@ -14,6 +14,7 @@ export type LogEvent =
   | 'new-leader'
   | 'started-leading'
   | 'new-lease-hold'
+  | 'min-hold'
   | 'renewed'
   | 'renew-failed'
   | 'stopped-leading'

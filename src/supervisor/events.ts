@@ -21,6 +21,7 @@ export type RunEvent =
   | { readonly type: 'leading'; readonly term: Term; readonly anchor: Instant }
   | { readonly type: 'renewed'; readonly anchor: Instant }
   | { readonly type: 'hold-elapsed' }
+  | { readonly type: 'min-hold-elapsed' }
   | { readonly type: 'routed' }
   | { readonly type: 'routing-failed'; readonly fatal: Fatal }
   | { readonly type: 'spawned'; readonly pid: number }
@@ -45,6 +46,8 @@ export type RunEvent =
 
 export type Effect =
   | { readonly type: 'start-hold'; readonly ms: number }
+  /** Keep the Lease (renewing) for `ms`, then min-hold-elapsed. */
+  | { readonly type: 'start-min-hold'; readonly ms: number }
   | { readonly type: 'route-here' }
   | { readonly type: 'spawn'; readonly term: Term; readonly anchor: Instant }
   /** Voluntary: pass `signal` to the tree, SIGKILL after `graceMs`; renewals go on. */

@@ -8,7 +8,7 @@
  *     leaving ◀─(stop, fatal,  └──────────┴───────────┤ (stop, lost,       │ child exit, stop: stopping
  *        │      wait-timeout)   (no tree yet)          │  watchdog failed)  │ lost, watchdog: fencing
  *        ▼                            │                ▼                    ▼
- *      done ◀── releasing ◀───────────┘        stopping / fencing ──tree-gone──▶ releasing
+ *      done ◀── releasing ◀───────────┘        stopping / fencing ──tree-gone──▶ [min-hold ──▶] releasing
  *
  * The order "the tree is confirmed gone, then the Lease is released, then we exit" is the
  * structure, as consul lock's RELEASE label makes it: `release` is asked for only from
@@ -33,6 +33,9 @@ export type Phase =
   /** The spawn is asked for, not yet answered. */
   | 'spawning'
   | 'running'
+  /** The child is done and its tree gone; the Lease is kept, renewed, until --min-hold after
+   *  it was won, so a slightly late candidate does not run the same tick again. */
+  | 'min-hold'
   /** Voluntary: the tree is being stopped while the Lease is still renewed. */
   | 'stopping'
   /** Involuntary: the lease is lost (or the watchdog failed); the tree is being killed. */
@@ -78,6 +81,8 @@ export interface SupervisorConfig {
   readonly commandText: string;
   /** --stop-signal: sent to the child on every stop; undefined: the stop signal received. */
   readonly stopSignal?: NodeJS.Signals | undefined;
+  /** --min-hold: after the child exits by itself, keep the Lease until this long after it was won. */
+  readonly minHoldMs?: number | undefined;
 }
 
 const TREE_PHASES: ReadonlySet<Phase> = new Set(['spawning', 'running', 'stopping', 'fencing']);
@@ -90,6 +95,9 @@ export class Supervisor {
   #watchdogFailed = false;
   #term: Term | null = null;
   #anchor: Instant | null = null;
+  /** When this term's Lease was won (the anchor of the winning write). */
+  #wonAt: Instant | null = null;
+  #stopSignalled = false;
   /** When the tree was asked to stop, and how (for child-gone / child-fenced). */
   #stopAsked: { at: number; fenced: boolean } | null = null;
   /** Ctrl-C presses during a stop: the third kills at once, as docker compose does. */
@@ -133,6 +141,7 @@ export class Supervisor {
       case 'leading':
         this.#term = e.term;
         this.#anchor = e.anchor;
+        this.#wonAt = e.anchor;
         if (p !== 'campaigning') return; // won while leaving: campaign-stopped says so
         if (e.term.holdMs > 0) {
           this.#phase = 'holding';
@@ -148,6 +157,9 @@ export class Supervisor {
         return this.#afterHold(now);
       case 'hold-elapsed':
         if (p === 'holding') this.#afterHold(now);
+        return;
+      case 'min-hold-elapsed':
+        if (p === 'min-hold') this.#release();
         return;
       case 'routed':
         if (p === 'routing') this.#spawn(now);
@@ -243,7 +255,13 @@ export class Supervisor {
 
   #onStopSignal(signal: NodeJS.Signals, now: Instant): void {
     const p = this.#phase;
+    if (p === 'min-hold') {
+      // The child is done: a stop only cuts the hold short; the child's status stands.
+      this.#log('info', 'signal', `received ${signal}: releasing the Lease before --min-hold ends`, { signal });
+      return this.#release();
+    }
     if (this.#cause || this.#lost || p === 'leaving' || p === 'releasing') {
+      this.#stopSignalled = true; // a stop asked for while the tree goes: no --min-hold after
       if (!this.hasTree) return;
       if (signal === 'SIGINT' && ++this.#interrupts >= 2) {
         // The third Ctrl-C (the first began the stop): no more grace.
@@ -276,6 +294,11 @@ export class Supervisor {
 
   #onLost(reason: string, detail: string, now: Instant): void {
     const p = this.#phase;
+    if (p === 'min-hold') {
+      // Nothing runs any more: the child's status stands, but another may now run the tick.
+      this.#log('warn', 'stopped-leading', `lost leadership during --min-hold: ${detail}; the child had finished`, { reason });
+      return this.#release();
+    }
     const known = this.#lost; // the watchdog's deadline may have said so first
     this.#lost = true;
     if (p === 'leaving' || p === 'releasing' || p === 'campaigning') return;
@@ -342,6 +365,16 @@ export class Supervisor {
     }
     if (asked?.fenced) this.#log('info', 'child-fenced', `child tree fenced in ${ms}ms`, { ms });
     else this.#log('info', 'child-gone', `child tree gone after ${ms}ms`, { ms });
+    const minHold = this.#cfg.minHoldMs ?? 0;
+    const holdLeft = Math.ceil(this.#wonAt ? minHold - elapsedMs(this.#wonAt, now) : 0);
+    if (this.#cause?.kind === 'child-exit' && !this.#stopSignalled && !this.#lost && !this.#watchdogFailed && holdLeft > 0) {
+      this.#phase = 'min-hold';
+      this.#log('info', 'min-hold', `keeping the Lease until --min-hold ${formatDuration(minHold)} after it was won (${formatDuration(holdLeft)} more)`, {
+        ms: holdLeft,
+      });
+      this.#do({ type: 'start-min-hold', ms: holdLeft });
+      return;
+    }
     this.#release();
   }
 

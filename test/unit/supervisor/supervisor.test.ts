@@ -241,6 +241,47 @@ describe('supervisor: the ways a run ends', () => {
   });
 });
 
+describe('supervisor: --min-hold', () => {
+  const minHold = { minHoldMs: 5000 };
+  it('the child finished early: the Lease is kept until min-hold after it was won, then released, the child’s status', () => {
+    const r = drive([...running, [1000, exited(0)], [1010, gone], [6000, { type: 'min-hold-elapsed' }], released], minHold);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'start-min-hold', 'release', 'exit']);
+    const hold = r.effects.find((e) => e.type === 'start-min-hold');
+    assert.equal(hold?.type === 'start-min-hold' && hold.ms, 3990, 'counted from winning the Lease, not from the child’s end');
+    assert.ok(r.logged.includes('min-hold'));
+    assert.equal(r.status, 0);
+  });
+
+  it('a child that ran past min-hold: released at once', () => {
+    const r = drive([...running, [7000, exited(2)], [7010, gone], released], minHold);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'release', 'exit']);
+    assert.equal(r.status, 2);
+  });
+
+  it('a stop signal during min-hold releases at once; the child’s status stands', () => {
+    const r = drive([...running, [1000, exited(0)], [1010, gone], [2000, { type: 'stop-signal', signal: 'SIGTERM' }], released], minHold);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'start-min-hold', 'release', 'exit']);
+    assert.equal(r.status, 0);
+  });
+
+  it('a loss during min-hold: release (nothing runs), the child’s status, said at warn', () => {
+    const r = drive([...running, [1000, exited(0)], [1010, gone], [2000, { type: 'lost', reason: 'holder-changed', detail: 'x' }], released], minHold);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'start-min-hold', 'release', 'exit']);
+    assert.equal(r.status, 0);
+    assert.ok(r.logged.includes('stopped-leading'));
+  });
+
+  it('no min-hold after a stop signal, a loss or a watchdog failure', () => {
+    const signalled = drive([...running, { type: 'stop-signal', signal: 'SIGTERM' }, exited(143), gone, released], minHold);
+    assert.ok(!signalled.kinds.includes('start-min-hold'));
+    const stopWhileStopping = drive([...running, exited(0), { type: 'stop-signal', signal: 'SIGTERM' }, gone, released], minHold);
+    assert.ok(!stopWhileStopping.kinds.includes('start-min-hold'), 'a stop asked for while the tree went');
+    const lost = drive([...running, { type: 'lost', reason: 'renew-deadline', detail: 'x' }, exited(null, 'SIGTERM'), gone, released], minHold);
+    assert.ok(!lost.kinds.includes('start-min-hold'));
+    assert.equal(lost.status, 75);
+  });
+});
+
 describe('supervisor: the README’s exit-status table', () => {
   const rows: Array<[string, Parameters<typeof exitStatusFor>, number]> = [
     ['the child exited by itself with code c', [{ kind: 'child-exit', status: 3 }, false, false], 3],

@@ -935,9 +935,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     }
     // Watchdogs exit right after their leader-run (or, orphaned, once the tree is dead):
     // give them a moment, then whatever still carries our marker is left over.
+    // A watchdog that is exiting can be a zombie leader with a thread still going: no longer
+    // marked (its environ is gone), yet alive by its tasks. It gets the same moment.
     const deadline = monoNow() + 2000;
+    const watchdogAlive = (): boolean => incarnations.some((inc) => inc.watchdog && stillAlive(inc.watchdog.pid, inc.watchdog.start));
     let ours = markedProcesses(marker);
-    while (ours.length > 0 && monoNow() < deadline) {
+    while ((ours.length > 0 || watchdogAlive()) && monoNow() < deadline) {
       await sleep(50);
       ours = markedProcesses(marker);
     }

@@ -1,7 +1,7 @@
 /**
  * `leader-run status`: who holds a Lease, for how long, and when it expires as seen from here
- * — once, or one line per leadership change with --watch. Read-only: it needs `get` on leases
- * and nothing else. The Kubernetes client is loaded only after the flags parse, so --help
+ * — once, or one line per leadership change with --watch. Read-only: it needs `get` on leases,
+ * and `watch` for --watch to see every change (without, it reads once a second). The Kubernetes client is loaded only after the flags parse, so --help
  * stays fast.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,7 +45,7 @@ export async function status(argv: readonly string[], version: string, io: Statu
     .addHelpText('after', examples);
   addLeaseFlags(p, 'to show');
   p.addOption(new Option('-o, --output <format>', 'table or json').default('table'));
-  p.addOption(new Option('-w, --watch', 'read the Lease every second and print a line for each change'));
+  p.addOption(new Option('-w, --watch', 'follow the Lease (a watch; a read every second without watch permission) and print a line for each change'));
   let ref: { name: string; namespace: string | undefined };
   try {
     parseCommandLine(p, argv, 'leader-run status');
@@ -99,19 +99,37 @@ export async function status(argv: readonly string[], version: string, io: Statu
       io.out(o.output === 'json' ? `${JSON.stringify(v, null, 2)}\n` : `${formatTable([COLUMNS, tableRow(v)], []).join('\n')}\n`);
       return ExitStatus.ok;
     }
-    return await watch(io, o.output, lease, (signal) => lock.get(signal), explain);
+    const watchFailure = (e: unknown): 'gone' | 'forbidden' | undefined =>
+      e instanceof ApiError && e.call?.verb === 'watch' && (e.kind === 'gone' || e.kind === 'forbidden') ? e.kind : undefined;
+    return await watch(
+      io,
+      o.output,
+      lease,
+      (signal) => lock.get(signal),
+      (from, signal, onChange) => lock.watch(from, signal, onChange),
+      watchFailure,
+      explain,
+    );
   } finally {
     client.close();
   }
 }
 
-/** Polls once a second; prints a line whenever the leadership picture changes. Ends with 0 on
+/** Something that follows the Lease from a resourceVersion, calling back on each change,
+ *  until the server ends the watch or the signal aborts (KubeLeaseLock.watch). */
+type Follow = (fromVersion: string, signal: AbortSignal, onChange: (snap: Parameters<typeof leaseView>[1]) => void) => Promise<void>;
+
+/** Reads the Lease, then follows it with a watch (a poll every second where watch is not
+ *  permitted); prints a line whenever the leadership picture changes. Ends with 0 on
  *  SIGINT/SIGTERM; with the error's status if the first read fails or a later error will not pass. */
 async function watch(
   io: StatusIO,
   output: string,
   lease: string,
   read: (signal: AbortSignal) => Promise<Parameters<typeof leaseView>[1]>,
+  follow: Follow,
+  /** How a watch failed, when it is one that --watch gets over: 'gone' (410), 'forbidden'. */
+  watchFailure: (e: unknown) => 'gone' | 'forbidden' | undefined,
   explain: (e: unknown) => { message: string; status: number | undefined },
 ): Promise<number> {
   const stop = new AbortController();
@@ -124,6 +142,14 @@ async function watch(
   let last = '';
   let lastError = '';
   let seen = false;
+  let polling = false;
+  const show = (snap: Parameters<typeof leaseView>[1]): void => {
+    const v = leaseView(lease, snap, Date.now());
+    if (changeKey(v) !== last) {
+      last = changeKey(v);
+      io.out(render(v, output, widths));
+    }
+  };
   try {
     while (!stop.signal.aborted) {
       const t0 = Date.now();
@@ -131,16 +157,25 @@ async function watch(
         const snap = await read(AbortSignal.any([stop.signal, AbortSignal.timeout(READ_DEADLINE_MS)]));
         seen = true;
         lastError = '';
-        const v = leaseView(lease, snap, Date.now());
-        if (changeKey(v) !== last) {
-          last = changeKey(v);
-          io.out(render(v, output, widths));
+        show(snap);
+        // Every change from this version on, at once: a poll would miss a short gap.
+        if (!polling) {
+          await follow(snap?.resourceVersion ?? '0', stop.signal, show);
+          continue;
         }
       } catch (e) {
         if (stop.signal.aborted) break;
+        const kind = watchFailure(e);
+        // The version we asked from is too old: read again and follow on from there.
+        if (kind === 'gone') continue;
+        if (kind === 'forbidden') {
+          polling = true;
+          io.err(`leader-run status: ${(e as Error).message}; reading the Lease every second instead (grant watch on leases to see every change)\n`);
+          continue;
+        }
         const x = explain(e);
         if (x.status !== undefined || !seen) return fail(io, x.message, x.status ?? ExitStatus.unavailable);
-        // Passing trouble (the API server restarting): say so once, keep watching.
+        // Passing trouble (the API server restarting, a watch that expired): say so once, go on.
         if (x.message !== lastError) io.err(`leader-run status: ${x.message}; still watching\n`);
         lastError = x.message;
       }

@@ -370,6 +370,47 @@ describe('leader-run status', () => {
     assert.deepEqual(await Promise.all(watchers.map((w) => w.exited)), [0, 0]);
   });
 
+  it('--watch follows the Lease with a watch: a release taken over within milliseconds is still a line; without watch permission it reads every second', async () => {
+    const info = await sharedCluster();
+    const name = uniqueName('watch-gap');
+    const follow = (kubeconfig: string) => {
+      const proc = spawnGuarded(process.execPath, [BIN, 'status', '--kubeconfig', kubeconfig, '--lock-name', name, '--watch', '-o', 'json'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      cleanup.push(() => proc.kill('SIGKILL'));
+      const out = { lines: [] as string[], stderr: '', exited: new Promise<number | null>((r) => proc.on('exit', (code) => r(code))), proc };
+      let buf = '';
+      proc.stdout?.setEncoding('utf8').on('data', (s: string) => {
+        buf += s;
+        const parts = buf.split('\n');
+        buf = parts.pop() ?? '';
+        out.lines.push(...parts);
+      });
+      proc.stderr?.setEncoding('utf8').on('data', (s: string) => (out.stderr += s));
+      return out;
+    };
+    const watcher = follow(info.kubeconfigs.candidate);
+    const getOnly = await serviceAccountKubeconfig(info, 'lr-status-get-only', [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get'] }]);
+    const poller = follow(getOnly);
+    await until(() => watcher.lines.length >= 1 && poller.lines.length >= 1, 10_000, 'the first lines');
+    const args = ['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, ...FAST, '--', 'sleep', '60'];
+    const a = leaderRun([...args.slice(0, 4), '--id', 'gap-a', ...args.slice(4)]);
+    await a.waitFor('child-started');
+    const b = leaderRun([...args.slice(0, 4), '--id', 'gap-b', ...args.slice(4)]);
+    await b.waitFor('new-leader');
+    a.signal('SIGTERM');
+    await b.waitFor('child-started');
+    const holders = () => watcher.lines.map((l) => (JSON.parse(l) as { holder: string | null }).holder);
+    await until(() => holders().includes('gap-b'), 10_000, 'the takeover to be shown');
+    assert.deepEqual(holders(), [null, 'gap-a', null, 'gap-b'], 'the release between the two terms is a line of its own');
+    assert.match(poller.stderr, /reading the Lease every second instead \(grant watch on leases/);
+    await until(() => poller.lines.some((l) => (JSON.parse(l) as { holder: string | null }).holder === 'gap-b'), 10_000, 'the poller to see gap-b');
+    b.signal('SIGTERM');
+    await b.exitCode();
+    for (const w of [watcher, poller]) w.proc.kill('SIGINT');
+    assert.deepEqual(await Promise.all([watcher.exited, poller.exited]), [0, 0]);
+  });
+
   it('is a subcommand only as the first word: `leader-run -- status` runs a program named status', async () => {
     const info = await sharedCluster();
     const dir = tempDir();

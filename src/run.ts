@@ -149,6 +149,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
       log.debug(`renewed in ${Math.round(latencyMs)}ms`, { event: 'renewed', latencyMs: Math.round(latencyMs) });
       dispatch({ type: 'renewed', anchor });
     },
+    stepDownRequested: () => dispatch({ type: 'step-down' }),
     renewFailed: (e) => {
       board.renewFailed();
       log.warn(`renewing failed: ${e.message}`, { event: 'renew-failed' });

@@ -31,10 +31,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   // crash leader-run, above all while a child runs: what cannot be written is dropped.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
   // `leader-run help` as git and kubectl take it; `leader-run help status` for a subcommand's.
-  if (argv[0] === 'help') argv = argv[1] === 'status' || argv[1] === 'check' ? [argv[1], '--help'] : ['--help'];
+  if (argv[0] === 'help') argv = ['status', 'check', 'step-down'].includes(argv[1] ?? '') ? [argv[1]!, '--help'] : ['--help'];
   // A subcommand only as the very first word: `leader-run -- status` still runs a program named status.
   if (argv[0] === 'status') return (await import('./status.ts')).status(argv.slice(1), version);
   if (argv[0] === 'check') return (await import('./check.ts')).check(argv.slice(1), version);
+  if (argv[0] === 'step-down') return (await import('./step-down.ts')).stepDown(argv.slice(1), version);
   let parsed: ParsedRun;
   try {
     parsed = parseArgs(argv, version);

@@ -54,6 +54,9 @@ Examples:
   # Preflight (CI, an init container): flags, kubeconfig and RBAC, one line each
   leader-run check --lock-name scheduler
 
+  # Ask the leader to hand over now (a node drain): it stops its child, releases, exits 0
+  leader-run step-down --lock-name scheduler
+
 Every flag can also be set with an environment variable: --lock-name is LEADER_RUN_LOCK_NAME,
 and so on. Exit statuses: the child's own; 75 when leadership was lost (or --wait-timeout);
 64 bad usage; 69 API unreachable; 77 not permitted; 78 bad configuration; 126/127 command

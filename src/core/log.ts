@@ -15,6 +15,7 @@ export type LogEvent =
   | 'started-leading'
   | 'new-lease-hold'
   | 'min-hold'
+  | 'step-down'
   | 'renewed'
   | 'renew-failed'
   | 'stopped-leading'

@@ -30,6 +30,7 @@ import {
   releaseSpec,
   renewSpec,
   sameClaim,
+  stepDownRequested,
   transitionsOf,
 } from '../lease/record.ts';
 import type { LossReason, Term } from './term.ts';
@@ -64,6 +65,8 @@ export interface ElectorEvents {
   newLeader?(holder: string): void;
   /** A renewal succeeded; the lease is now anchored at `anchor`. */
   renewed?(anchor: Instant, latencyMs: number): void;
+  /** While leading: the Lease carries a step-down request for this term (once per term). */
+  stepDownRequested?(): void;
   /** A renewal failed while leading; still leading until the renew deadline. */
   renewFailed?(err: ApiError): void;
   /** A request of the campaign (before leading, or a release) failed; the elector carries on. */
@@ -433,6 +436,7 @@ export class Elector {
     this.#pending.clear();
     this.#pendingCreate = null;
     this.#unreleasedFree = false;
+    this.#stepDownSaid = false;
     this.#term = {
       identity: this.#cfg.identity,
       uid: snap.uid,
@@ -517,6 +521,7 @@ export class Elector {
     if (sameClaim(snap.spec, current.spec)) {
       // Only metadata changed (a label, an annotation): our claim stands at a new version.
       this.#current = snap;
+      this.#checkStepDown(snap);
       return 0;
     }
     const sent = this.#pending.get(snap.spec.renewTime ?? '');
@@ -531,6 +536,15 @@ export class Elector {
     }
     this.#lose('modified', 'the Lease was changed by a write this process did not make');
     return 0;
+  }
+
+  #stepDownSaid = false;
+  /** A step-down request is an annotation: it arrives as a metadata-only change. */
+  #checkStepDown(snap: LeaseSnapshot): void {
+    if (this.#stepDownSaid || this.#state !== 'leading' || !this.#term) return;
+    if (!stepDownRequested(snap, this.#cfg.identity, this.#term.fencingToken)) return;
+    this.#stepDownSaid = true;
+    this.#events.stepDownRequested?.();
   }
 
   #lose(reason: LossReason, detail: string): void {

@@ -114,3 +114,34 @@ export function sameClaim(a: LeaseSpec, b: LeaseSpec): boolean {
 export function observationKey(s: LeaseSnapshot | null): string {
   return s ? `${s.uid}/${s.resourceVersion}/${JSON.stringify(s.spec)}` : 'absent';
 }
+
+/**
+ * A request that the leader hand over (`leader-run step-down`), as an annotation on the Lease.
+ * It names the term it is for — the holder and its leaseTransitions — so that only that
+ * leader acts on it, never a later one, and no clock is compared. An annotation is metadata:
+ * the claim (the spec) is untouched, so a client-go peer, a follower, and "a foreign write
+ * fences at once" all see no change of leadership.
+ */
+export const STEP_DOWN_ANNOTATION = 'leader-run.io/step-down';
+
+export interface StepDownRequest {
+  readonly holder: string;
+  readonly transitions: number;
+}
+
+export function stepDownValue(r: StepDownRequest): string {
+  return JSON.stringify({ holder: r.holder, transitions: r.transitions });
+}
+
+/** Whether `snap` asks the leader of term (`holder`, `transitions`) to step down. */
+export function stepDownRequested(snap: LeaseSnapshot | null, holder: string, transitions: number): boolean {
+  const meta = (snap?.object['metadata'] ?? {}) as { annotations?: Record<string, string> };
+  const raw = meta.annotations?.[STEP_DOWN_ANNOTATION];
+  if (!raw) return false;
+  try {
+    const r = JSON.parse(raw) as Partial<StepDownRequest>;
+    return r.holder === holder && r.transitions === transitions;
+  } catch {
+    return false;
+  }
+}

@@ -17,6 +17,8 @@ export type RunEvent =
   | { readonly type: 'stop-signal'; readonly signal: NodeJS.Signals }
   /** SIGHUP, SIGUSR1 or SIGUSR2: for the child. */
   | { readonly type: 'forward-signal'; readonly signal: NodeJS.Signals }
+  /** `leader-run step-down` asked this term's leader to hand over. */
+  | { readonly type: 'step-down' }
   /** The elector won the Lease; `anchor` is the send time of the write that won. */
   | { readonly type: 'leading'; readonly term: Term; readonly anchor: Instant }
   | { readonly type: 'renewed'; readonly anchor: Instant }

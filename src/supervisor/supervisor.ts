@@ -50,6 +50,8 @@ export type StopCause =
   /** A stop signal; `childStatus` once the child's end is known (undefined: no child ran). */
   | { readonly kind: 'signal'; readonly signal: NodeJS.Signals; readonly childStatus: number | undefined }
   | { readonly kind: 'lost' }
+  /** `leader-run step-down`: a voluntary stop; `childStatus` once the child's end is known. */
+  | { readonly kind: 'step-down'; readonly childStatus: number | undefined; readonly stopSignal: NodeJS.Signals }
   | { readonly kind: 'wait-timeout'; readonly status: number }
   | { readonly kind: 'fatal'; readonly status: number }
   | { readonly kind: 'watchdog-failed' }
@@ -67,6 +69,9 @@ export function exitStatusFor(cause: StopCause, lost: boolean, watchdogFailed: b
       return cause.status;
     case 'signal':
       return cause.childStatus ?? 128 + signalNumber(cause.signal);
+    case 'step-down':
+      // A planned handover is a success: unless the child failed on its own account.
+      return cause.childStatus === undefined || cause.childStatus === 128 + signalNumber(cause.stopSignal) ? ExitStatus.ok : cause.childStatus;
   }
 }
 
@@ -138,6 +143,8 @@ export class Supervisor {
         return;
       case 'stop-signal':
         return this.#onStopSignal(e.signal, now);
+      case 'step-down':
+        return this.#onStepDown(now);
       case 'leading':
         this.#term = e.term;
         this.#anchor = e.anchor;
@@ -279,9 +286,23 @@ export class Supervisor {
     this.#end(cause, signal, now);
   }
 
+  #onStepDown(now: Instant): void {
+    const p = this.#phase;
+    if (p === 'min-hold') {
+      // The child is done: the hold ends early; the child's status stands.
+      this.#log('info', 'step-down', 'asked to step down (leader-run step-down): releasing the Lease before --min-hold ends');
+      return this.#release();
+    }
+    if (this.#cause || this.#lost || !['holding', 'routing', 'spawning', 'running'].includes(p)) return;
+    this.#log('info', 'step-down', 'asked to step down (leader-run step-down): stopping the child, then releasing the Lease');
+    const stopSignal = this.#cfg.stopSignal ?? 'SIGTERM';
+    this.#cause = { kind: 'step-down', childStatus: undefined, stopSignal };
+    this.#end(this.#cause, stopSignal, now);
+  }
+
   #onChildExit(status: number, exit: { code: number | null; signal: NodeJS.Signals | null }, now: Instant): void {
     const p = this.#phase;
-    if (this.#cause?.kind === 'signal') this.#cause = { ...this.#cause, childStatus: status };
+    if (this.#cause?.kind === 'signal' || this.#cause?.kind === 'step-down') this.#cause = { ...this.#cause, childStatus: status };
     if (p !== 'running') return; // stopping or fencing: the tree is going anyway
     const how = exit.code !== null ? `status ${exit.code}` : `signal ${exit.signal}`;
     this.#log(status === 0 ? 'info' : 'warn', 'child-exited', `child exited by itself (${how})`, {

@@ -62,7 +62,7 @@ type Op = 'get' | 'create' | 'update';
 /** One Lease in memory with the API server's compare-and-set rules. Requests can be made to
  *  hang (a blackholed network), fail, or lose their reply after the write was applied. */
 export class MemoryStore {
-  obj: { uid: string; rv: number; spec: LeaseSpec; labels?: Record<string, string> } | null = null;
+  obj: { uid: string; rv: number; spec: LeaseSpec; labels?: Record<string, string>; annotations?: Record<string, string> } | null = null;
   #rv = 1;
   #uid = 0;
   readonly writes: Array<{ by: string; spec: LeaseSpec; at: number }> = [];
@@ -93,7 +93,7 @@ export class MemoryStore {
   snapshot(): LeaseSnapshot | null {
     if (!this.obj) return null;
     const o = this.obj;
-    const object = { metadata: { uid: o.uid, resourceVersion: String(o.rv), labels: o.labels }, spec: structuredClone(o.spec) };
+    const object = { metadata: { uid: o.uid, resourceVersion: String(o.rv), labels: o.labels, annotations: o.annotations }, spec: structuredClone(o.spec) };
     return { uid: o.uid, resourceVersion: String(o.rv), spec: structuredClone(o.spec), object };
   }
 
@@ -107,6 +107,12 @@ export class MemoryStore {
   label(k: string, v: string): void {
     if (!this.obj) throw new Error('no lease');
     this.obj = { ...this.obj, rv: ++this.#rv, labels: { ...this.obj.labels, [k]: v } };
+    this.#notify();
+  }
+
+  annotate(k: string, v: string): void {
+    if (!this.obj) throw new Error('no lease');
+    this.obj = { ...this.obj, rv: ++this.#rv, annotations: { ...this.obj.annotations, [k]: v } };
     this.#notify();
   }
 

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { Instant } from '../../../src/core/time.ts';
 import { Elector, type LossReason, type Term } from '../../../src/election/elector.ts';
 import type { Timing } from '../../../src/election/timing.ts';
+import { STEP_DOWN_ANNOTATION, stepDownValue } from '../../../src/lease/record.ts';
 import { FakeClock, type MemoryLock, MemoryStore } from '../../support/fake.ts';
 
 const timing: Timing = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, fenceGraceMs: 2_000 };
@@ -14,16 +15,18 @@ interface Probe {
   lost: Array<{ reason: LossReason; at: number }>;
   leaders: string[];
   renewals: number;
+  stepDowns: number;
 }
 
 function candidate(store: MemoryStore, clock: FakeClock, identity: string): Probe {
   const lock = store.lockFor(identity);
-  const p: Probe = { elector: undefined as unknown as Elector, lock, started: [], lost: [], leaders: [], renewals: 0 };
+  const p: Probe = { elector: undefined as unknown as Elector, lock, started: [], lost: [], leaders: [], renewals: 0, stepDowns: 0 };
   p.elector = new Elector({ identity, timing, random: () => 0 }, lock, clock, {
     startedLeading: (term, anchor) => p.started.push({ term, anchor, at: clock.mono }),
     stoppedLeading: (reason) => p.lost.push({ reason, at: clock.mono }),
     newLeader: (h) => p.leaders.push(h),
     renewed: () => p.renewals++,
+    stepDownRequested: () => p.stepDowns++,
   });
   void p.elector.run();
   return p;
@@ -137,6 +140,27 @@ describe('elector', () => {
     await clock.advance(20_000);
     assert.equal(a.lost.length, 0);
     assert.equal(a.elector.leading, true);
+  });
+
+  it('says once when the Lease asks this term to step down; a request for another term is nothing', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(500);
+    for (const other of [
+      { holder: 'a', transitions: 9 },
+      { holder: 'b', transitions: 0 },
+    ]) {
+      store.annotate(STEP_DOWN_ANNOTATION, stepDownValue(other));
+      await clock.advance(5_000);
+      assert.equal(a.stepDowns, 0, JSON.stringify(other));
+    }
+    store.annotate(STEP_DOWN_ANNOTATION, stepDownValue({ holder: 'a', transitions: 0 }));
+    await clock.advance(5_000);
+    store.label('again', 'x');
+    await clock.advance(5_000);
+    assert.equal(a.stepDowns, 1, 'once');
+    assert.equal(a.elector.leading, true, 'the elector only says so: stopping is the run’s decision');
+    assert.equal(a.lost.length, 0, 'a metadata-only write is no loss');
   });
 
   it('treats a record naming its own identity that it did not write as foreign', async () => {

@@ -241,6 +241,35 @@ describe('supervisor: the ways a run ends', () => {
   });
 });
 
+describe('supervisor: step-down', () => {
+  it('while the child runs: a voluntary stop, then the release, exit 0', () => {
+    const r = drive([...running, { type: 'step-down' }, exited(null, 'SIGTERM'), gone, released]);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'release', 'exit']);
+    assert.ok(r.logged.includes('step-down'));
+    assert.equal(r.status, 0, 'the child died of the stop we sent: a success');
+  });
+
+  it('a child that fails on its own account while stopping keeps its status', () => {
+    assert.equal(drive([...running, { type: 'step-down' }, exited(3), gone, released]).status, 3);
+  });
+
+  it('during the new-Lease hold: release without a child, 0; during --min-hold: release, the child’s status', () => {
+    const held = drive([leading(4000), { type: 'step-down' }, released]);
+    assert.deepEqual(held.kinds, ['start-hold', 'release', 'exit']);
+    assert.equal(held.status, 0);
+    const r = drive([...running, [1000, exited(4)], [1010, gone], [2000, { type: 'step-down' }], released], { minHoldMs: 5000 });
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'start-min-hold', 'release', 'exit']);
+    assert.equal(r.status, 4);
+  });
+
+  it('ignored while campaigning, and once a stop or a loss is under way', () => {
+    assert.deepEqual(drive([{ type: 'step-down' }]).kinds, []);
+    const lost = drive([...running, { type: 'lost', reason: 'holder-changed', detail: 'x' }, { type: 'step-down' }, exited(null, 'SIGTERM'), gone, released]);
+    assert.equal(lost.status, 75);
+    assert.ok(!lost.logged.includes('step-down'));
+  });
+});
+
 describe('supervisor: --min-hold', () => {
   const minHold = { minHoldMs: 5000 };
   it('the child finished early: the Lease is kept until min-hold after it was won, then released, the child’s status', () => {

@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { STEP_DOWN_ANNOTATION, stepDownValue } from '../../src/lease/record.ts';
 import type { Cluster, ClusterInfo, PeerEvent } from '../support/cluster.ts';
 import { apiRequest, FaultProxy, LeaderPeer, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
 import { BIN, FAST, LeaderRun, type LogRecord, workerCmd } from '../support/leader-run.ts';
@@ -69,6 +70,9 @@ export const FAULT_KINDS = [
   // The Lease deleted, and its next holder frozen at the end of its new-Lease hold for
   // longer than D − R: on waking it must not start its child.
   'hold-freeze',
+  // `leader-run step-down`'s request for the current term, at any phase of the renewals: a
+  // planned handover (leader exits 0); a client-go leader ignores it.
+  'step-down',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -76,7 +80,7 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
  *  with its requests failing (a cut network, a frozen apiserver, an admin's write) it has been
  *  seen leading 7 s after its last renewal with a 6 s lease (P + R was 4 s). Any other fault
  *  drawn while the peer leads becomes a SIGTERM. */
-const PEER_SAFE: ReadonlySet<FaultKind> = new Set(['sigterm', 'sigkill', 'lease-annotate', 'annotate-sigterm']);
+const PEER_SAFE: ReadonlySet<FaultKind> = new Set(['sigterm', 'sigkill', 'lease-annotate', 'annotate-sigterm', 'step-down']);
 /** Admin writes after which the client-go peer, as a follower, takes the Lease at once with
  *  no hold: an overlap it then causes with a leader-run child is client-go's, not ours. */
 const LEASE_WRITES: ReadonlySet<FaultKind> = new Set(['lease-delete', 'lease-overwrite', 'lease-clear', 'lease-recreate-empty', 'hold-freeze']);
@@ -733,6 +737,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           lease.metadata = { ...lease.metadata, annotations };
         });
         if (d.kind === 'annotate-sigterm') signal(leader, 'SIGTERM');
+        return { t0, healed: Promise.resolve(t0), detail: d.detail };
+      }
+      case 'step-down': {
+        if (!leader.slot.peer) leader.expected.add(0);
+        t0 = await adminWrite('step-down request', (lease) => {
+          const term = { holder: String(lease.spec['holderIdentity'] ?? ''), transitions: Number(lease.spec['leaseTransitions'] ?? 0) };
+          const annotations = { ...((lease.metadata['annotations'] as Record<string, string> | undefined) ?? {}), [STEP_DOWN_ANNOTATION]: stepDownValue(term) };
+          lease.metadata = { ...lease.metadata, annotations };
+        });
         return { t0, healed: Promise.resolve(t0), detail: d.detail };
       }
       case 'watchdog-sigkill':

@@ -33,6 +33,8 @@ export interface RunConfig {
   readonly shutdownGraceMs: number;
   /** --min-hold: after the child exits by itself, keep the Lease until this long after it was won. */
   readonly minHoldMs: number | undefined;
+  /** --once-per: at most one successful run per window of this length, recorded on the Lease. */
+  readonly oncePerMs: number | undefined;
   /** The signal that asks the child to stop; undefined: the one leader-run got (SIGTERM on a loss). */
   readonly stopSignal: NodeJS.Signals | undefined;
   /** Where SIGHUP, SIGUSR1 and SIGUSR2 go. */

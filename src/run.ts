@@ -15,7 +15,7 @@ import { Elector } from './election/elector.ts';
 import { deadlines } from './election/timing.ts';
 import type { ApiError } from './kube/errors.ts';
 import type { connectLease } from './lease/connect.ts';
-import type { LeaseSnapshot } from './lease/record.ts';
+import { LAST_SUCCESS_ANNOTATION, type LeaseSnapshot, lastSuccessOf, lastSuccessValue, microTime } from './lease/record.ts';
 import { startHttp } from './ops/http.ts';
 import { LeaseEvents } from './ops/lease-events.ts';
 import { LeaderRouting, POD_LABEL, type RetryPolicy } from './ops/routing.ts';
@@ -122,6 +122,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     commandText: cfg.command.join(' '),
     stopSignal: cfg.stopSignal,
     minHoldMs: cfg.minHoldMs,
+    oncePerMs: cfg.oncePerMs,
   });
   const startup = new StartupWindow(clock, cfg.startupTimeoutMs, '--startup-timeout');
   let finish!: (status: number) => void;
@@ -136,12 +137,13 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   let termUid: string | undefined;
   const elector = new Elector({ identity: cfg.identity, timing: t }, lock, clock, {
     newLeader: (holder) => log.info(`new leader elected: ${holder}`, { event: 'new-leader', holder }),
-    startedLeading: (term, anchor) => {
+    startedLeading: (term, anchor, won) => {
       termUid = term.uid;
       void events?.record('became leader', termUid);
       board.startedLeading(anchor);
       log.info(`started leading (fencing token ${term.fencingToken})`, { event: 'started-leading', token: term.fencingToken });
-      dispatch({ type: 'leading', term, anchor });
+      const last = cfg.oncePerMs ? lastSuccessOf(won) : null;
+      dispatch({ type: 'leading', term, anchor, lastSuccess: last ? { startedWall: Date.parse(last.started), holder: last.holder } : undefined });
     },
     renewed: (anchor, latencyMs) => {
       watchdog.renewAnchor(anchor);
@@ -225,13 +227,23 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
         return watchdog.forward(e.signal, e.to === 'session' ? 'session' : cfg.forwardTo);
       case 'stop-campaigning':
         return void elector.stopCampaigning().then((releasedLost) => dispatch({ type: 'campaign-stopped', leading: elector.leading, releasedLost }));
-      case 'release':
-        return void elector.release().then(async (released) => {
+      case 'release': {
+        const r = e.record;
+        const record = r && {
+          [LAST_SUCCESS_ANNOTATION]: lastSuccessValue({
+            started: microTime(r.startedWall),
+            finished: microTime(r.finishedWall),
+            holder: cfg.identity,
+            fencingToken: r.fencingToken,
+          }),
+        };
+        return void elector.release(record).then(async (released) => {
           board.notLeading();
           // The run ends next: this Event is the one worth its few milliseconds of waiting.
           if (released) await events?.record('stopped leading (released)', termUid);
-          dispatch({ type: 'released', released });
+          dispatch({ type: 'released', released, recorded: released && !!record });
         });
+      }
       case 'abandon':
         elector.abandon();
         return board.notLeading();

@@ -3,7 +3,7 @@
  * with this machine's wall clock: fine for a person reading a screen, which is the only use
  * here. The election itself never does this (DESIGN §2).
  */
-import type { LeaseSnapshot } from '../lease/record.ts';
+import { type LastSuccess, type LeaseSnapshot, lastSuccessOf } from '../lease/record.ts';
 
 export type LeaseState = 'held' | 'expired' | 'released' | 'absent';
 
@@ -22,6 +22,8 @@ export interface LeaseView {
   transitions: number | null;
   strategy: string | null;
   preferredHolder: string | null;
+  /** --once-per's record of the last successful run, if any. */
+  lastSuccess: LastSuccess | null;
   observedAt: string;
 }
 
@@ -49,6 +51,7 @@ export function leaseView(lease: string, snap: LeaseSnapshot | null, nowWall: nu
     transitions: s?.leaseTransitions ?? null,
     strategy: s?.strategy || null,
     preferredHolder: s?.preferredHolder || null,
+    lastSuccess: lastSuccessOf(snap),
     observedAt: new Date(nowWall).toISOString(),
   };
 }

@@ -39,6 +39,9 @@ Examples:
   # Locally, against a kubeconfig context, with a shell pipeline
   leader-run --context staging --lock-name reindex --shell -- 'reindex --all | tee /tmp/out'
 
+  # Cron on several replicas or clusters: at most one successful run a day, skips exit 0
+  leader-run -n -q --wait-timeout-exit-code 0 --once-per 24h --lock-name nightly-report -- node job.js
+
   # Give up after five minutes of waiting, exit 0 in that case
   leader-run --lock-name migrate --wait-timeout 5m --wait-timeout-exit-code 0 -- ./migrate.sh
 
@@ -102,6 +105,11 @@ export function buildProgram(version: string): Command {
     '--min-hold <duration>',
     'when the child finishes early, keep the Lease (renewing) until this long after winning it, so a late candidate does not run the same tick again',
     'min-hold',
+  );
+  opt(
+    '--once-per <duration>',
+    'run at most once per window of this length (from the Unix epoch, UTC): a child that exits 0 is recorded on the Lease, and later runs in the same window skip with --wait-timeout-exit-code',
+    'once-per',
   );
   opt('-n, --nonblock', 'try once: lead now or exit with --wait-timeout-exit-code (the same as --wait-timeout 0)', 'nonblock');
   opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', DEFAULT_WAIT_TIMEOUT_EXIT_CODE);
@@ -189,6 +197,7 @@ function validate(p: Command): ParsedRun {
     );
   const shutdownGraceMs = duration('shutdownGrace', 'shutdown-grace', { allowZero: true });
   const minHoldMs = str('minHold') === undefined ? undefined : duration('minHold', 'min-hold');
+  const oncePerMs = str('oncePer') === undefined ? undefined : duration('oncePer', 'once-per');
   const nonblock = bool('nonblock', 'nonblock');
   const waitTimeoutMs = str('waitTimeout') === undefined ? (nonblock ? 0 : undefined) : duration('waitTimeout', 'wait-timeout', { allowZero: true });
   if (nonblock && waitTimeoutMs !== 0)
@@ -235,6 +244,7 @@ function validate(p: Command): ParsedRun {
     timingDerived,
     shutdownGraceMs,
     minHoldMs,
+    oncePerMs,
     stopSignal,
     forwardTo,
     kube: { kubeconfig: str('kubeconfig'), context: str('context') },

@@ -105,10 +105,9 @@ export async function stepDown(argv: readonly string[], version: string, io: Ste
       const holder = record.holderOf(snap);
       if (!snap || !holder) return fail(io, `nobody holds Lease ${lease}: nothing to step down from`, NOT_HELD);
       term = { holder, transitions: record.transitionsOf(snap) };
-      const meta = (snap.object['metadata'] ?? {}) as { annotations?: Record<string, string> };
-      const annotations = { ...meta.annotations, [record.STEP_DOWN_ANNOTATION]: record.stepDownValue(term) };
       try {
-        await lock.updateMetadata(snap, { annotations }, deadline);
+        // Metadata only: the claim goes back exactly as read.
+        await lock.update(record.withAnnotations(snap, { [record.STEP_DOWN_ANNOTATION]: record.stepDownValue(term) }), snap.spec, deadline);
         break;
       } catch (e) {
         if (e instanceof ApiError && e.kind === 'conflict') continue;

@@ -15,6 +15,7 @@ export type LogEvent =
   | 'started-leading'
   | 'new-lease-hold'
   | 'min-hold'
+  | 'once-per-skip'
   | 'step-down'
   | 'renewed'
   | 'renew-failed'

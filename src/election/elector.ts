@@ -32,6 +32,7 @@ import {
   sameClaim,
   stepDownRequested,
   transitionsOf,
+  withAnnotations,
 } from '../lease/record.ts';
 import type { LossReason, Term } from './term.ts';
 import {
@@ -57,8 +58,8 @@ export interface ElectorConfig {
 export type { LossReason, Term } from './term.ts';
 
 export interface ElectorEvents {
-  /** We lead; `anchor` is the send time of the write that won. */
-  startedLeading(term: Term, anchor: Instant): void;
+  /** We lead; `anchor` is the send time of the write that won, `won` the Lease it wrote. */
+  startedLeading(term: Term, anchor: Instant, won: LeaseSnapshot): void;
   /** Leadership is lost; fence now. */
   stoppedLeading(reason: LossReason, detail: string): void;
   /** A holder different from the last one seen (ourselves included), as client-go's OnNewLeader. */
@@ -202,8 +203,9 @@ export class Elector {
 
   /** Ends our term: stops renewing and, if the Lease still holds our last write, clears it so
    *  the next candidate takes over at once. Call only once the child is confirmed gone.
-   *  Resolves true if the Lease was released. */
-  async release(): Promise<boolean> {
+   *  `annotations` go in the same write (--once-per's record), so the Lease is never free
+   *  without them. Resolves true if the Lease was released. */
+  async release(annotations?: Record<string, string>): Promise<boolean> {
     const deadlineMs = renewAttemptMs(this.#cfg.timing, this.#cfg.timing.renewDeadlineMs);
     const canRelease = this.#state === 'leading' || (this.#state === 'lost' && this.#lossReason === 'renew-deadline');
     // A renewal in flight is let finish (it is bounded by its deadline): its write may land,
@@ -214,7 +216,7 @@ export class Elector {
     let current: LeaseSnapshot = this.#current;
     for (;;) {
       try {
-        const from = current;
+        const from = annotations ? withAnnotations(current, annotations) : current;
         const spec = releaseSpec(from, this.#clock.now().wall);
         this.#current = await this.#call((s) => this.#lock.update(from, spec, s), deadlineMs);
         return true;
@@ -444,7 +446,7 @@ export class Elector {
       holdMs: newObject ? holdMs(this.#cfg.timing, this.#longestSeenMs()) : 0,
     };
     this.#guard();
-    if (this.#state === 'leading') this.#events.startedLeading(this.#term, anchor);
+    if (this.#state === 'leading') this.#events.startedLeading(this.#term, anchor, snap);
   }
 
   /** The timer that ends leadership at anchor + R, whatever the requests are doing. */

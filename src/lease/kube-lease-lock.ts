@@ -87,14 +87,6 @@ export class KubeLeaseLock implements LeaseLock {
     return snapshotOf(await this.#client.request<LeaseObject>({ method: 'POST', path: this.collectionPath, body, signal, call: this.#call('create') }));
   }
 
-  /** Changes only metadata (an annotation): the claim is written back exactly as read, and
-   *  the resourceVersion makes it fail (409) if anyone wrote in between. */
-  async updateMetadata(prev: LeaseSnapshot, change: { annotations: Record<string, string> }, signal: AbortSignal): Promise<LeaseSnapshot> {
-    const meta = (prev.object['metadata'] ?? {}) as Record<string, unknown>;
-    const body = { ...prev.object, metadata: { ...meta, ...change, resourceVersion: prev.resourceVersion, uid: prev.uid } };
-    return snapshotOf(await this.#client.request<LeaseObject>({ method: 'PUT', path: this.path, body, signal, call: this.#call('update') }));
-  }
-
   async update(prev: LeaseSnapshot, spec: LeaseSpec, signal: AbortSignal): Promise<LeaseSnapshot> {
     const meta = (prev.object['metadata'] ?? {}) as Record<string, unknown>;
     // resourceVersion makes the PUT a compare-and-set; uid makes it fail on a recreated Lease.

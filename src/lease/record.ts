@@ -145,3 +145,49 @@ export function stepDownRequested(snap: LeaseSnapshot | null, holder: string, tr
     return false;
   }
 }
+
+/**
+ * `--once-per WINDOW`: the last successful run, as an annotation on the Lease, written in the
+ * same write that releases it — so no candidate can find the Lease free and the run not yet
+ * recorded. Windows are fixed intervals of WINDOW from the Unix epoch (UTC): `1h` windows
+ * start on the hour, `1d` at 00:00 UTC. A run belongs to the window in which it won the Lease.
+ */
+export const LAST_SUCCESS_ANNOTATION = 'leader-run.io/last-success';
+
+export interface LastSuccess {
+  /** MicroTime of the write that won the Lease for the run. */
+  readonly started: string;
+  /** MicroTime at which the child exited 0. */
+  readonly finished: string;
+  readonly holder: string;
+  readonly fencingToken: number;
+}
+
+export function lastSuccessOf(snap: LeaseSnapshot | null): LastSuccess | null {
+  const meta = (snap?.object['metadata'] ?? {}) as { annotations?: Record<string, string> };
+  const raw = meta.annotations?.[LAST_SUCCESS_ANNOTATION];
+  if (!raw) return null;
+  try {
+    const r = JSON.parse(raw) as Partial<LastSuccess>;
+    return typeof r.started === 'string' && Number.isFinite(Date.parse(r.started))
+      ? { started: r.started, finished: String(r.finished ?? ''), holder: String(r.holder ?? ''), fencingToken: Number(r.fencingToken ?? 0) }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+export function lastSuccessValue(r: LastSuccess): string {
+  return JSON.stringify({ started: r.started, finished: r.finished, holder: r.holder, fencingToken: r.fencingToken });
+}
+
+/** The start (Unix ms) of the --once-per window holding `wallMs`. */
+export function windowStart(wallMs: number, windowMs: number): number {
+  return Math.floor(wallMs / windowMs) * windowMs;
+}
+
+/** The snapshot with `annotations` added, so that a conditional write from it sends them. */
+export function withAnnotations(snap: LeaseSnapshot, annotations: Record<string, string>): LeaseSnapshot {
+  const meta = (snap.object['metadata'] ?? {}) as { annotations?: Record<string, string> };
+  return { ...snap, object: { ...snap.object, metadata: { ...meta, annotations: { ...meta.annotations, ...annotations } } } };
+}

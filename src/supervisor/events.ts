@@ -19,8 +19,9 @@ export type RunEvent =
   | { readonly type: 'forward-signal'; readonly signal: NodeJS.Signals }
   /** `leader-run step-down` asked this term's leader to hand over. */
   | { readonly type: 'step-down' }
-  /** The elector won the Lease; `anchor` is the send time of the write that won. */
-  | { readonly type: 'leading'; readonly term: Term; readonly anchor: Instant }
+  /** The elector won the Lease; `anchor` is the send time of the write that won;
+   *  `lastSuccess`: the run --once-per recorded on it, if any. */
+  | { readonly type: 'leading'; readonly term: Term; readonly anchor: Instant; readonly lastSuccess?: LastRun | undefined }
   | { readonly type: 'renewed'; readonly anchor: Instant }
   | { readonly type: 'hold-elapsed' }
   | { readonly type: 'min-hold-elapsed' }
@@ -44,7 +45,14 @@ export type RunEvent =
   /** Campaigning has stopped. `leading`: an acquire in flight won meanwhile; `releasedLost`:
    *  a write of ours whose answer was lost had landed, and was released. */
   | { readonly type: 'campaign-stopped'; readonly leading: boolean; readonly releasedLost: boolean }
-  | { readonly type: 'released'; readonly released: boolean };
+  /** `recorded`: the release carried --once-per's record. */
+  | { readonly type: 'released'; readonly released: boolean; readonly recorded?: boolean };
+
+/** --once-per: a successful run, as recorded on the Lease (wall clock, Unix ms). */
+export interface LastRun {
+  readonly startedWall: number;
+  readonly holder: string;
+}
 
 export type Effect =
   | { readonly type: 'start-hold'; readonly ms: number }
@@ -60,8 +68,9 @@ export type Effect =
    *  stop signal to the whole tree. */
   | { readonly type: 'forward'; readonly signal: NodeJS.Signals; readonly to: 'forward-target' | 'session' }
   | { readonly type: 'stop-campaigning' }
-  /** Give the Lease back. Only ever asked for once no child's tree can run. */
-  | { readonly type: 'release' }
+  /** Give the Lease back. Only ever asked for once no child's tree can run. `record`: the
+   *  child of this term exited 0 by itself under --once-per; record it in the same write. */
+  | { readonly type: 'release'; readonly record?: { readonly startedWall: number; readonly finishedWall: number; readonly fencingToken: number } }
   /** End the term without releasing: the Lease is left to expire. */
   | { readonly type: 'abandon' }
   | { readonly type: 'log'; readonly level: Level; readonly event: LogEvent; readonly message: string; readonly fields?: Record<string, unknown> }

@@ -20,7 +20,8 @@ import { ExitStatus, signalNumber, statusOfChild } from '../core/exit-status.ts'
 import type { Level, LogEvent } from '../core/log.ts';
 import { elapsedMs, type Instant } from '../core/time.ts';
 import type { Term } from '../election/elector.ts';
-import type { Effect, RunEvent } from './events.ts';
+import { windowStart } from '../lease/record.ts';
+import type { Effect, LastRun, RunEvent } from './events.ts';
 
 export type Phase =
   | 'campaigning'
@@ -53,6 +54,8 @@ export type StopCause =
   /** `leader-run step-down`: a voluntary stop; `childStatus` once the child's end is known. */
   | { readonly kind: 'step-down'; readonly childStatus: number | undefined; readonly stopSignal: NodeJS.Signals }
   | { readonly kind: 'wait-timeout'; readonly status: number }
+  /** --once-per: this window's run already succeeded; the skip status. */
+  | { readonly kind: 'once-per'; readonly status: number }
   | { readonly kind: 'fatal'; readonly status: number }
   | { readonly kind: 'watchdog-failed' }
   | { readonly kind: 'unkillable' };
@@ -65,6 +68,7 @@ export function exitStatusFor(cause: StopCause, lost: boolean, watchdogFailed: b
   switch (cause.kind) {
     case 'child-exit':
     case 'wait-timeout':
+    case 'once-per':
     case 'fatal':
       return cause.status;
     case 'signal':
@@ -88,6 +92,9 @@ export interface SupervisorConfig {
   readonly stopSignal?: NodeJS.Signals | undefined;
   /** --min-hold: after the child exits by itself, keep the Lease until this long after it was won. */
   readonly minHoldMs?: number | undefined;
+  /** --once-per: a child that exits 0 by itself is recorded in the release; a term won in a
+   *  window whose run is recorded skips, with the wait-timeout status. */
+  readonly oncePerMs?: number | undefined;
 }
 
 const TREE_PHASES: ReadonlySet<Phase> = new Set(['spawning', 'running', 'stopping', 'fencing']);
@@ -102,6 +109,9 @@ export class Supervisor {
   #anchor: Instant | null = null;
   /** When this term's Lease was won (the anchor of the winning write). */
   #wonAt: Instant | null = null;
+  /** When the child exited (wall clock), for --once-per's record. */
+  #childEndedAt: number | null = null;
+  #recordAsked = false;
   #stopSignalled = false;
   /** When the tree was asked to stop, and how (for child-gone / child-fenced). */
   #stopAsked: { at: number; fenced: boolean } | null = null;
@@ -150,6 +160,7 @@ export class Supervisor {
         this.#anchor = e.anchor;
         this.#wonAt = e.anchor;
         if (p !== 'campaigning') return; // won while leaving: campaign-stopped says so
+        if (this.#doneThisWindow(e.lastSuccess, e.anchor)) return;
         if (e.term.holdMs > 0) {
           this.#phase = 'holding';
           this.#log(
@@ -225,12 +236,38 @@ export class Supervisor {
         return this.#exit();
       case 'released':
         if (p !== 'releasing') return;
-        if (e.released) this.#log('info', 'released', 'released the Lease');
+        if (e.released)
+          this.#log('info', 'released', e.recorded ? "released the Lease, recording this window's run as done (--once-per)" : 'released the Lease');
+        else if (this.#recordAsked)
+          this.#log(
+            'warn',
+            'released',
+            'could not release the Lease, so this run is not recorded (--once-per): another candidate may run this window again once it expires',
+          );
         return this.#exit();
     }
   }
 
   // ---- leading, up to the child ------------------------------------------------------
+
+  /** --once-per: whether the window of the winning write already has a successful run; if
+   *  so, the term ends here — no child, the Lease given back at once. */
+  #doneThisWindow(last: LastRun | undefined, anchor: Instant): boolean {
+    const windowMs = this.#cfg.oncePerMs;
+    if (!windowMs || !last) return false;
+    const start = windowStart(anchor.wall, windowMs);
+    if (windowStart(last.startedWall, windowMs) !== start) return false;
+    // A skip is expected (cron): info, so -q says nothing.
+    this.#log(
+      'info',
+      'once-per-skip',
+      `this window's run already succeeded (${last.holder}, won ${new Date(last.startedWall).toISOString()}): not running until ${new Date(start + windowMs).toISOString()} (--once-per ${formatDuration(windowMs)})`,
+      { holder: last.holder, nextWindow: new Date(start + windowMs).toISOString() },
+    );
+    this.#cause = { kind: 'once-per', status: this.#cfg.waitTimeoutExitCode };
+    this.#release();
+    return true;
+  }
 
   #afterHold(now: Instant): void {
     if (this.#cfg.routing) {
@@ -302,6 +339,7 @@ export class Supervisor {
 
   #onChildExit(status: number, exit: { code: number | null; signal: NodeJS.Signals | null }, now: Instant): void {
     const p = this.#phase;
+    this.#childEndedAt = now.wall;
     if (this.#cause?.kind === 'signal' || this.#cause?.kind === 'step-down') this.#cause = { ...this.#cause, childStatus: status };
     if (p !== 'running') return; // stopping or fencing: the tree is going anyway
     const how = exit.code !== null ? `status ${exit.code}` : `signal ${exit.signal}`;
@@ -402,7 +440,15 @@ export class Supervisor {
   /** The only way to a release: reached from a phase that never had a tree, or on tree-gone. */
   #release(): void {
     this.#phase = 'releasing';
-    this.#do({ type: 'release' });
+    const c = this.#cause;
+    const succeeded = c?.kind === 'child-exit' && c.status === 0 && !this.#lost && !this.#watchdogFailed;
+    const ended = this.#childEndedAt;
+    const record =
+      this.#cfg.oncePerMs && succeeded && this.#wonAt && this.#term && ended !== null
+        ? { startedWall: this.#wonAt.wall, finishedWall: ended, fencingToken: this.#term.fencingToken }
+        : undefined;
+    this.#recordAsked = !!record;
+    this.#do(record ? { type: 'release', record } : { type: 'release' });
   }
 
   #exit(): void {

@@ -133,7 +133,9 @@ export class MemoryStore {
   update(prev: LeaseSnapshot, spec: LeaseSpec, by: string): LeaseSnapshot {
     if (!this.obj) throw new ApiError('not-found', 'not found', 404);
     if (this.obj.uid !== prev.uid || String(this.obj.rv) !== prev.resourceVersion) throw new ApiError('conflict', 'conflict', 409);
-    this.obj = { ...this.obj, rv: ++this.#rv, spec: structuredClone(spec) };
+    // As a PUT: the annotations sent replace those stored.
+    const sent = (prev.object['metadata'] as { annotations?: Record<string, string> } | undefined)?.annotations;
+    this.obj = { ...this.obj, rv: ++this.#rv, spec: structuredClone(spec), ...(sent && { annotations: { ...sent } }) };
     this.writes.push({ by, spec, at: this.clock.mono });
     this.#notify();
     return this.snapshot() as LeaseSnapshot;

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Instant } from '../../../src/core/time.ts';
 import { Elector, type LossReason, type Term } from '../../../src/election/elector.ts';
 import type { Timing } from '../../../src/election/timing.ts';
-import { STEP_DOWN_ANNOTATION, stepDownValue } from '../../../src/lease/record.ts';
+import { LAST_SUCCESS_ANNOTATION, lastSuccessOf, STEP_DOWN_ANNOTATION, stepDownValue } from '../../../src/lease/record.ts';
 import { FakeClock, type MemoryLock, MemoryStore } from '../../support/fake.ts';
 
 const timing: Timing = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, fenceGraceMs: 2_000 };
@@ -230,6 +230,22 @@ describe('elector', () => {
     store.overwrite({ holderIdentity: 'c' });
     assert.equal(await b.elector.release(), false, 'someone else wrote: nothing to release');
     assert.equal(store.obj?.spec.holderIdentity, 'c');
+  });
+
+  it('a release can carry annotations in the same write, and they survive the next terms', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(3_000);
+    store.annotate('other', 'kept');
+    // The annotation made the Lease's version move: the release starts from the new one.
+    assert.equal(await a.elector.release({ [LAST_SUCCESS_ANNOTATION]: 'x' }), true);
+    assert.equal(store.obj?.spec.holderIdentity, '');
+    assert.deepEqual(store.obj?.annotations, { other: 'kept', [LAST_SUCCESS_ANNOTATION]: 'x' });
+    const b = candidate(store, clock, 'b');
+    await clock.advance(100);
+    assert.equal(b.elector.leading, true);
+    assert.equal(b.started[0] && lastSuccessOf(store.snapshot()), null, 'not a LastSuccess record');
+    assert.deepEqual(store.obj?.annotations, { other: 'kept', [LAST_SUCCESS_ANNOTATION]: 'x' }, 'acquiring keeps them');
   });
 
   it('stops campaigning without leaving a Lease it does not know it holds', async () => {

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { acquireSpec, isReleased, microTime, releaseSpec } from '../../../src/lease/record.ts';
+import {
+  acquireSpec,
+  isReleased,
+  LAST_SUCCESS_ANNOTATION,
+  lastSuccessOf,
+  lastSuccessValue,
+  microTime,
+  releaseSpec,
+  windowStart,
+  withAnnotations,
+} from '../../../src/lease/record.ts';
 
 describe('lease record', () => {
   it('writes MicroTime with exactly six fractional digits', () => {
@@ -37,5 +47,28 @@ describe('what frees a Lease at once', () => {
   it('a recreated Lease goes on from the transitions of the one it replaced', () => {
     assert.equal(acquireSpec(null, 'me', 15, 0, 41).leaseTransitions, 42);
     assert.equal(acquireSpec(null, 'me', 15, 0).leaseTransitions, 0);
+  });
+});
+
+describe('--once-per record', () => {
+  const snap = (annotations?: Record<string, string>) => ({ uid: 'u', resourceVersion: '1', spec: {}, object: { metadata: { annotations } } });
+
+  it('round-trips through an annotation added to the snapshot a write sends', () => {
+    const r = { started: microTime(Date.UTC(2026, 11, 2, 3, 0, 1)), finished: microTime(Date.UTC(2026, 11, 2, 3, 5)), holder: 'pod-a', fencingToken: 9 };
+    const s = withAnnotations(snap({ keep: 'me' }), { [LAST_SUCCESS_ANNOTATION]: lastSuccessValue(r) });
+    assert.deepEqual(lastSuccessOf(s), r);
+    assert.equal((s.object.metadata as { annotations: Record<string, string> }).annotations['keep'], 'me');
+  });
+
+  it('a missing or malformed record is none', () => {
+    assert.equal(lastSuccessOf(null), null);
+    assert.equal(lastSuccessOf(snap()), null);
+    assert.equal(lastSuccessOf(snap({ [LAST_SUCCESS_ANNOTATION]: 'not json' })), null);
+    assert.equal(lastSuccessOf(snap({ [LAST_SUCCESS_ANNOTATION]: '{"started":"yesterday"}' })), null);
+  });
+
+  it('windows are aligned to the Unix epoch: 1h on the hour, 1d at 00:00 UTC', () => {
+    assert.equal(windowStart(Date.UTC(2026, 11, 2, 3, 59, 59), 3_600_000), Date.UTC(2026, 11, 2, 3));
+    assert.equal(windowStart(Date.UTC(2026, 11, 2, 23, 0), 86_400_000), Date.UTC(2026, 11, 2));
   });
 });

@@ -332,3 +332,55 @@ describe('supervisor: the README’s exit-status table', () => {
   ];
   for (const [situation, args, status] of rows) it(`${situation} → ${status}`, () => assert.equal(exitStatusFor(...args), status));
 });
+
+describe('supervisor: --once-per', () => {
+  const hour = 3_600_000;
+  const oncePer = { oncePerMs: hour };
+  // at(0).wall is 1_000_000: the window [0, 1h) of the Unix epoch.
+  const leadingAfter = (startedWall: number): RunEvent => ({ type: 'leading', term: term(), anchor: at(0), lastSuccess: { startedWall, holder: 'other' } });
+  const releaseOf = (r: ReturnType<typeof drive>) => r.effects.find((e) => e.type === 'release');
+
+  it('a child that exits 0 by itself is recorded in the release write, with when the term was won', () => {
+    const r = drive([...running, [500, exited(0)], gone, { type: 'released', released: true, recorded: true }], oncePer);
+    const rel = releaseOf(r);
+    assert.deepEqual(rel?.type === 'release' && rel.record, { startedWall: 1_000_000, finishedWall: 1_000_500, fencingToken: 7 });
+    assert.equal(r.status, 0);
+  });
+
+  it('a failed child, a stop signal, a step-down or a loss is not recorded: another may retry', () => {
+    for (const steps of [
+      [...running, exited(3), gone, released],
+      [...running, { type: 'stop-signal', signal: 'SIGTERM' } as RunEvent, exited(0), gone, released],
+      [...running, { type: 'step-down' } as RunEvent, exited(0), gone, released],
+      [...running, { type: 'lost', reason: 'modified', detail: 'x' } as RunEvent, exited(0), gone, released],
+    ]) {
+      const rel = releaseOf(drive(steps, oncePer));
+      assert.ok(rel?.type === 'release' && rel.record === undefined);
+    }
+  });
+
+  it('without --once-per nothing is recorded', () => {
+    const rel = releaseOf(drive([...running, exited(0), gone, released]));
+    assert.ok(rel?.type === 'release' && rel.record === undefined);
+  });
+
+  it('a term won in a window whose run is recorded: no child, released at once, the skip status', () => {
+    const r = drive([leadingAfter(10), released], oncePer);
+    assert.deepEqual(r.kinds, ['release', 'exit']);
+    assert.equal(r.status, 3, '--wait-timeout-exit-code');
+    assert.deepEqual(r.logged, ['once-per-skip', 'released']);
+    const skip = r.effects.find((e) => e.type === 'log' && e.event === 'once-per-skip');
+    assert.equal(skip?.type === 'log' && skip.level, 'info', 'silent under -q');
+  });
+
+  it('a record from an earlier window does not skip; nor does any record without --once-per', () => {
+    assert.deepEqual(drive([leadingAfter(-1)], oncePer).kinds, ['spawn']);
+    assert.deepEqual(drive([leadingAfter(10)]).kinds, ['spawn']);
+  });
+
+  it('a release that fails says the run is not recorded', () => {
+    const r = drive([...running, exited(0), gone, { type: 'released', released: false }], oncePer);
+    const warn = r.effects.find((e) => e.type === 'log' && e.event === 'released');
+    assert.ok(warn?.type === 'log' && warn.level === 'warn' && /not recorded/.test(warn.message));
+  });
+});

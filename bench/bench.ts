@@ -12,11 +12,22 @@ import { Group, type Slot, type Timing } from './candidates.ts';
 import { cgroupProblem } from './cgroup.ts';
 import { rssKiB } from './procs.ts';
 import { report } from './report.ts';
-import { type Ctx, crashFailovers, createFreeLease, execToLeading, handoffs, makeSlot, manyCandidates, memoryFootprint, steadyState } from './scenarios.ts';
+import {
+  type Ctx,
+  crashFailovers,
+  createFreeLease,
+  execToLeading,
+  handoffs,
+  makeSlot,
+  manyCandidates,
+  memoryFootprint,
+  steadyState,
+  stepDowns,
+} from './scenarios.ts';
 import { summarize } from './stats.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SCENARIOS = ['exec', 'memory', 'steady', 'handoff', 'crash', 'many'] as const;
+const SCENARIOS = ['exec', 'memory', 'steady', 'handoff', 'step-down', 'crash', 'many'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: npm run bench -- [--quick] [flags]
@@ -26,6 +37,7 @@ const USAGE = `usage: npm run bench -- [--quick] [flags]
   --steady S            steady-state window in seconds, ≥ 30 for the CPU figure (default 60)
   --warm S              settling time before the steady-state window (default 10)
   --handoffs N          graceful handoffs per implementation (default 15)
+  --step-downs N        leader-run step-down → next child running (default 15; client-go has none)
   --crashes N           crash failovers per implementation, ~20 s each, run side by side (default 4)
   --many N              candidates on one Lease for the "many" figures (default 50)
   --many-window S       their steady-state window in seconds (default 30)
@@ -49,6 +61,7 @@ try {
       'memory-settle': { type: 'string' },
       warm: { type: 'string' },
       handoffs: { type: 'string' },
+      'step-downs': { type: 'string' },
       crashes: { type: 'string' },
       many: { type: 'string' },
       'many-window': { type: 'string' },
@@ -80,6 +93,7 @@ const opts = {
   memorySettleS: count('memory-settle', 60, 20, 1),
   warmS: count('warm', 10, 5),
   handoffs: count('handoffs', 15, 4),
+  stepDowns: count('step-downs', 15, 4),
   crashes: count('crashes', 4, 1),
   many: count('many', 50, 10, 2),
   manyWindowS: count('many-window', 30, 10, 1),
@@ -186,7 +200,7 @@ try {
   Object.assign(results.environment as Record<string, unknown>, goPins(), { baseline: await nodeBaseline() });
   const ctx: Ctx = { info, binDir: info.binDir, dir: info.dir, timing, progress };
 
-  const needGroups = only.has('steady') || only.has('handoff') || only.has('crash');
+  const needGroups = only.has('steady') || only.has('handoff') || only.has('step-down') || only.has('crash');
   const lrSlots = needGroups ? await Promise.all([1, 2, 3].map((i) => makeSlot(ctx, `lr-${i}`))) : [];
   const cgSlots = needGroups ? await Promise.all([1, 2, 3].map((i) => makeSlot(ctx, `cg-${i}`))) : [];
   const lr = new Group(ctx, 'leader-run', 'bench-lr', lrSlots);
@@ -223,6 +237,11 @@ try {
         'leader-run': await handoffs(ctx, lr, opts.handoffs, 1500),
         'client-go': await handoffs(ctx, cg, opts.handoffs, 1500),
       };
+      writeResults();
+    }
+    if (only.has('step-down') && opts.stepDowns > 0) {
+      // client-go has no step-down: its nearest is the SIGTERM handoff above, in the same run.
+      results.stepDown = { 'leader-run': await stepDowns(ctx, lr, opts.stepDowns, 1500) };
       writeResults();
     }
     if (only.has('crash') && opts.crashes > 0) {

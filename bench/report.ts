@@ -1,6 +1,6 @@
 // The markdown table (and a few lines of breakdown) from the results object.
 import type { Timing } from './candidates.ts';
-import type { CrashSample, ExecSample, HandoffSample, ManyResult, MemorySample, SteadyMember, SteadyResult } from './scenarios.ts';
+import type { CrashSample, ExecSample, HandoffSample, ManyResult, MemorySample, SteadyMember, SteadyResult, StepDownSample } from './scenarios.ts';
 import { ms, round, summarize } from './stats.ts';
 
 type ByImpl<T> = { 'leader-run'?: T; 'client-go'?: T } | undefined;
@@ -36,6 +36,19 @@ export function report(results: Record<string, unknown>, timing: Timing): string
       b.text,
       yes(a.p50 === undefined ? undefined : a.p50 <= 25 && a.p99! <= 40),
     ]);
+  }
+  const stepDown = results.stepDown as ByImpl<StepDownSample[]>;
+  if (stepDown) {
+    const a = p50p99(stepDown['leader-run']?.map((s) => s.ms));
+    const noticed = p50p99(stepDown['leader-run']?.map((s) => s.fromNoticeMs).filter((x): x is number => x !== undefined));
+    rows.push([
+      'step-down: `leader-run step-down` spawned → next child running, p50 / p99',
+      'report',
+      a.text,
+      'none (nearest: the SIGTERM handoff above)',
+      '–',
+    ]);
+    rows.push(['step-down: the leader noticed the request → next child running, p50 / p99', 'report', noticed.text, '–', '–']);
   }
   if (crash) {
     const a = p50p99(crash['leader-run']?.map((s) => s.fromRenewMs));

@@ -2,8 +2,10 @@
 // are wall-clock ms on this host, taken by the processes themselves where that matters
 // (the child's first act for leader-run, OnStartedLeading for client-go).
 
+import { spawn } from 'node:child_process';
 import type { ClusterInfo } from '../test/control-plane/cluster.ts';
 import { apiRequest, CANDIDATE_RULES, serviceAccountKubeconfig, target } from '../test/control-plane/cluster.ts';
+import { BIN } from '../test/support/leader-run.ts';
 import { attributeGroup, groupDelta, reads, type Scrape, scrape, sumVerbs, totalDelta, type VerbCounts, writes } from './api-metrics.ts';
 import { Group, type GroupContext, type Impl, type Member, type Slot } from './candidates.ts';
 import { type CgroupMemory, dropPageCache, MemoryCgroup } from './cgroup.ts';
@@ -248,6 +250,39 @@ export async function handoffs(ctx: Ctx, g: Group, n: number, settleMs: number, 
         (s.releasedMs !== undefined
           ? ` (released +${Math.round(s.releasedMs)}, acquired +${Math.round(s.acquiredMs ?? NaN)}${s.spawnMs !== undefined ? `, child +${Math.round(s.spawnMs)}` : ''})`
           : ''),
+    );
+    g.spawn(old.slot);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Step-down: `leader-run step-down` (a process, as an operator runs it) → the next child running
+
+export interface StepDownSample {
+  /** The step-down command spawned → the next leader's child running. */
+  ms: number;
+  /** The leader's "step-down" log record (it saw the request at a renewal) → the next child. */
+  fromNoticeMs?: number;
+  /** The step-down command's own exit status. */
+  status: number | null;
+}
+
+export async function stepDowns(ctx: Ctx, g: Group, n: number, settleMs: number): Promise<StepDownSample[]> {
+  const out: StepDownSample[] = [];
+  for (let i = 0; i < n; i++) {
+    const old = await g.settled(settleMs);
+    const t0 = Date.now();
+    const cmd = spawn(process.execPath, [BIN, 'step-down', '--kubeconfig', old.slot.kubeconfig, '--lock-name', g.lease], { stdio: 'ignore' });
+    const status = new Promise<number | null>((r) => cmd.once('exit', (code) => r(code)));
+    const next = await g.nextLeader(old, t0, 60_000);
+    await withTimeout(old.exited, 30_000, `${old.id} exit after step-down`);
+    const noticed = await eventually(() => old.eventAt('step-down'), 1000);
+    const s: StepDownSample = { ms: next.at - t0, status: await status };
+    if (noticed !== undefined) s.fromNoticeMs = next.at - noticed;
+    out.push(s);
+    ctx.progress(
+      `step-down ${i + 1}/${n}: ${Math.round(s.ms)} ms (from the leader noticing: ${Math.round(s.fromNoticeMs ?? NaN)} ms), step-down exit ${s.status}`,
     );
     g.spawn(old.slot);
   }

@@ -46,6 +46,8 @@ export interface RunConfig {
   readonly shell: boolean;
   readonly log: { readonly format: LogFormat; readonly level: Level };
   readonly http: HttpAddr | undefined;
+  /** --http-step-down: POST /step-down on the HTTP endpoints asks this leader to hand over. */
+  readonly httpStepDown: boolean;
   readonly routing: RoutingConfig | undefined;
   /** Record Kubernetes Events on the Lease when leadership changes. */
   readonly events: boolean;

@@ -62,7 +62,10 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   const board = new StatusBoard({ lease, identity: cfg.identity, renewDeadlineMs: cfg.timing.renewDeadlineMs, now: clock.now });
   const stall = { thresholdMs: d.stallThresholdMs, rememberMs: d.stallRememberMs };
   // Loaded only when asked for: prom-client is not free to import.
-  const http = cfg.http && (await startHttp(cfg.http, board, cfg.lease.name, log, stall));
+  // POST /step-down dispatches into the supervisor, which is made below: the server answers
+  // only once the run is wired.
+  let stepDownNow: ((to: string | undefined) => boolean) | undefined;
+  const http = cfg.http && (await startHttp(cfg.http, board, cfg.lease.name, log, stall, cfg.httpStepDown ? (to) => stepDownNow?.(to) ?? false : undefined));
   const routingNamespace = cfg.routing?.podNamespace ?? namespace;
   const ctx: FailureContext = {
     namespace,
@@ -151,7 +154,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
       log.debug(`renewed in ${Math.round(latencyMs)}ms`, { event: 'renewed', latencyMs: Math.round(latencyMs) });
       dispatch({ type: 'renewed', anchor });
     },
-    stepDownRequested: () => dispatch({ type: 'step-down' }),
+    stepDownRequested: (to) => dispatch({ type: 'step-down', to }),
     renewFailed: (e) => {
       board.renewFailed();
       log.warn(`renewing failed: ${e.message}`, { event: 'renew-failed' });
@@ -186,6 +189,12 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   watchdog.onStopping = (cause) => cause === 'deadline' && dispatch({ type: 'watchdog-deadline' });
   watchdog.onFailed = (why) => dispatch({ type: 'watchdog-failed', why });
   watchdog.onKilling = () => log.warn('the child did not stop in time: sending SIGKILL to its tree', { event: 'child-killed' });
+
+  stepDownNow = (to) => {
+    if (!supervisor.canStepDown) return false;
+    dispatch({ type: 'step-down', to });
+    return true;
+  };
 
   function dispatch(e: RunEvent): void {
     for (const effect of supervisor.handle(e, clock.now())) apply(effect);
@@ -237,11 +246,11 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
             fencingToken: r.fencingToken,
           }),
         };
-        return void elector.release(record).then(async (released) => {
+        return void elector.release({ annotations: record, handoverTo: e.handoverTo }).then(async (released) => {
           board.notLeading();
           // The run ends next: this Event is the one worth its few milliseconds of waiting.
-          if (released) await events?.record('stopped leading (released)', termUid);
-          dispatch({ type: 'released', released, recorded: released && !!record });
+          if (released) await events?.record(e.handoverTo ? `stopped leading (handed to ${e.handoverTo})` : 'stopped leading (released)', termUid);
+          dispatch({ type: 'released', released, recorded: released && !!record, handedTo: released ? e.handoverTo : undefined });
         });
       }
       case 'abandon':

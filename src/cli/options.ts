@@ -120,6 +120,11 @@ export function buildProgram(version: string): Command {
     DEFAULT_STARTUP_TIMEOUT,
   );
   opt('--http-addr <host:port>', 'serve /healthz, /readyz, /metrics and /leader here (port 0: any free port; default: off)', 'http-addr');
+  opt(
+    '--http-step-down',
+    'also serve POST /step-down[?to=ID] on --http-addr: whoever reaches the port can make the leader hand over (default: off)',
+    'http-step-down',
+  );
   opt('--leader-service <name>', "point this Service's selector at the leading Pod (needs POD_NAME, POD_NAMESPACE)", 'leader-service');
   opt('--shell', 'run the command through /bin/sh -c (default: exec it directly)', 'shell');
   opt('--events', 'record Kubernetes Events on the Lease when leadership changes (the default; needs create on events)', 'events');
@@ -132,6 +137,7 @@ export function buildProgram(version: string): Command {
   p.addOption(new Option('--no-shell', 'exec the command directly, whatever LEADER_RUN_SHELL says'));
   p.addOption(new Option('--no-verbose', 'no debug detail, whatever LEADER_RUN_VERBOSE says'));
   p.addOption(new Option('--no-quiet', 'log at info, whatever LEADER_RUN_QUIET says'));
+  p.addOption(new Option('--no-http-step-down', 'no POST /step-down, whatever LEADER_RUN_HTTP_STEP_DOWN says'));
   p.addOption(new Option('--no-events', 'record no Events on the Lease, whatever LEADER_RUN_EVENTS says'));
   return p;
 }
@@ -231,6 +237,8 @@ function validate(p: Command): ParsedRun {
     if (str(key) === '') throw new UsageError(`${where(p, key)} is empty; give ${what} or leave it out`);
 
   const http = httpAddr(str('httpAddr'), where(p, 'http-addr'));
+  const httpStepDown = bool('httpStepDown', 'http-step-down');
+  if (httpStepDown && !http) throw new UsageError(`${where(p, 'http-step-down')} needs --http-addr: give the address to serve POST /step-down on`);
   const routing = leaderRouting(str('leaderService'), where(p, 'leader-service'), id);
 
   const command = p.args;
@@ -254,6 +262,7 @@ function validate(p: Command): ParsedRun {
     shell: bool('shell', 'shell'),
     log: { format: logFormat, level: verbose ? 'debug' : quiet ? 'warn' : 'info' },
     http,
+    httpStepDown,
     routing,
     // On unless turned off: by --no-events, or LEADER_RUN_EVENTS=false.
     events: p.getOptionValueSource('events') === undefined ? true : bool('events', 'events'),

@@ -6,10 +6,10 @@
  * The leader stops its child as on SIGTERM (renewing meanwhile), releases, and exits 0.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { parseDuration } from '../core/duration.ts';
 import { ExitStatus } from '../core/exit-status.ts';
-import { addLeaseFlags, InfoShown, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
+import { addFlag, addLeaseFlags, InfoShown, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
 
 /** Nobody holds the Lease (or there is none): nothing to step down from. */
 export const NOT_HELD = 1;
@@ -21,10 +21,14 @@ const POLL_MS = 200;
 const examples = `
 Examples:
   leader-run step-down --lock-name nightly-report
+  leader-run step-down --lock-name scheduler --to scheduler-7d9f-x2k4q   # only that candidate takes over
   kubectl exec deploy/nightly-report -- leader-run step-down      # the Pod's own LEADER_RUN_* settings
 
 Only a leader-run leader of this version or later acts on the request; a client-go candidate
-holding the Lease ignores it and keeps leading (the request then times out). Exit statuses:
+holding the Lease ignores it and keeps leading (the request then times out). With --to, the
+leader writes the Lease over to that identity: a candidate of that name (leader-run or
+client-go) takes it at once, the others wait as for any holder, and take over only if it has
+not done so within a lease duration. Exit statuses:
 0 the leader handed over (the Lease is released or held by another); 1 nobody holds the Lease;
 64 bad usage; 69 API unreachable; 75 the leader did not step down within --timeout;
 77 not permitted (it needs get and update on the Lease); 78 bad configuration.
@@ -46,9 +50,11 @@ export async function stepDown(argv: readonly string[], version: string, io: Ste
     .configureOutput({ writeOut: io.out, writeErr: () => {}, outputError: () => {} })
     .addHelpText('after', examples);
   addLeaseFlags(p, 'to hand over');
-  p.addOption(new Option('--timeout <duration>', 'give up (exit 75) if the leader has not handed over by then').default(DEFAULT_TIMEOUT));
+  addFlag(p, '--timeout <duration>', 'give up (exit 75) if the leader has not handed over by then', 'timeout', DEFAULT_TIMEOUT);
+  addFlag(p, '--to <identity>', 'hand the Lease to this candidate (its --id): nobody else may take it next', 'to');
   let ref: { name: string; namespace: string | undefined };
   let timeoutMs: number;
+  let to: string | undefined;
   try {
     parseCommandLine(p, argv, 'leader-run step-down');
     ref = leaseFlags(p, 'the name of the Lease whose leader should hand over', false);
@@ -57,6 +63,8 @@ export async function stepDown(argv: readonly string[], version: string, io: Ste
     if (ms === undefined || ms <= 0)
       throw new UsageError(`${where(p, 'timeout')} ${JSON.stringify(text)} is not a duration above zero; write it like 30s or 2m`);
     timeoutMs = ms;
+    to = p.opts<{ to?: string }>().to;
+    if (to !== undefined && to.trim() === '') throw new UsageError(`${where(p, 'to')} is empty; give the identity (--id) of the candidate to hand over to`);
   } catch (e) {
     if (e instanceof InfoShown) return ExitStatus.ok;
     if (e instanceof UsageError) return fail(io, e.message, ExitStatus.usage);
@@ -104,17 +112,19 @@ export async function stepDown(argv: readonly string[], version: string, io: Ste
       }
       const holder = record.holderOf(snap);
       if (!snap || !holder) return fail(io, `nobody holds Lease ${lease}: nothing to step down from`, NOT_HELD);
+      if (to === holder) return fail(io, `${where(p, 'to')} ${to} already holds Lease ${lease}: name another candidate`, ExitStatus.usage);
       term = { holder, transitions: record.transitionsOf(snap) };
       try {
         // Metadata only: the claim goes back exactly as read.
-        await lock.update(record.withAnnotations(snap, { [record.STEP_DOWN_ANNOTATION]: record.stepDownValue(term) }), snap.spec, deadline);
+        const value = record.stepDownValue({ ...term, to });
+        await lock.update(record.withAnnotations(snap, { [record.STEP_DOWN_ANNOTATION]: value }), snap.spec, deadline);
         break;
       } catch (e) {
         if (e instanceof ApiError && e.kind === 'conflict') continue;
         return explain(e);
       }
     }
-    io.err(`leader-run step-down: asked ${term.holder} to hand over Lease ${lease}; waiting up to ${Math.round(timeoutMs / 1000)}s\n`);
+    io.err(`leader-run step-down: asked ${term.holder} to hand over Lease ${lease}${to ? ` to ${to}` : ''}; waiting up to ${Math.round(timeoutMs / 1000)}s\n`);
     const until = Date.now() + timeoutMs;
     while (Date.now() < until) {
       await sleep(POLL_MS);
@@ -127,7 +137,9 @@ export async function stepDown(argv: readonly string[], version: string, io: Ste
       }
       const now = record.holderOf(snap);
       if (now !== term.holder || record.transitionsOf(snap) !== term.transitions) {
-        io.out(now ? `${term.holder} stepped down; ${now} leads Lease ${lease}\n` : `${term.holder} stepped down; Lease ${lease} is free\n`);
+        // With --to, the hand-over record itself names `to`: it takes the Lease at once if it campaigns.
+        const said = !now ? `Lease ${lease} is free` : now === to ? `handed Lease ${lease} to ${to}` : `${now} leads Lease ${lease}`;
+        io.out(`${term.holder} stepped down; ${said}\n`);
         return ExitStatus.ok;
       }
     }

@@ -22,6 +22,10 @@ import { ApiError } from '../kube/errors.ts';
 import type { LeaseLock } from '../lease/lock.ts';
 import {
   acquireSpec,
+  HANDOVER_ANNOTATION,
+  handedOverTo,
+  handoverSpec,
+  handoverValue,
   holderOf,
   isReleased,
   type LeaseSnapshot,
@@ -30,7 +34,7 @@ import {
   releaseSpec,
   renewSpec,
   sameClaim,
-  stepDownRequested,
+  stepDownRequestOf,
   transitionsOf,
   withAnnotations,
 } from '../lease/record.ts';
@@ -66,8 +70,9 @@ export interface ElectorEvents {
   newLeader?(holder: string): void;
   /** A renewal succeeded; the lease is now anchored at `anchor`. */
   renewed?(anchor: Instant, latencyMs: number): void;
-  /** While leading: the Lease carries a step-down request for this term (once per term). */
-  stepDownRequested?(): void;
+  /** While leading: the Lease carries a step-down request for this term (once per term);
+   *  `to`: the identity to hand the Lease to. */
+  stepDownRequested?(to: string | undefined): void;
   /** A renewal failed while leading; still leading until the renew deadline. */
   renewFailed?(err: ApiError): void;
   /** A request of the campaign (before leading, or a release) failed; the elector carries on. */
@@ -204,8 +209,9 @@ export class Elector {
   /** Ends our term: stops renewing and, if the Lease still holds our last write, clears it so
    *  the next candidate takes over at once. Call only once the child is confirmed gone.
    *  `annotations` go in the same write (--once-per's record), so the Lease is never free
-   *  without them. Resolves true if the Lease was released. */
-  async release(annotations?: Record<string, string>): Promise<boolean> {
+   *  without them; `handoverTo`: write the record that hands the Lease to that identity
+   *  (record.ts, HANDOVER_ANNOTATION) instead of a free one. Resolves true if it was written. */
+  async release(opts: { annotations?: Record<string, string> | undefined; handoverTo?: string | undefined } = {}): Promise<boolean> {
     const deadlineMs = renewAttemptMs(this.#cfg.timing, this.#cfg.timing.renewDeadlineMs);
     const canRelease = this.#state === 'leading' || (this.#state === 'lost' && this.#lossReason === 'renew-deadline');
     // A renewal in flight is let finish (it is bounded by its deadline): its write may land,
@@ -216,8 +222,11 @@ export class Elector {
     let current: LeaseSnapshot = this.#current;
     for (;;) {
       try {
-        const from = annotations ? withAnnotations(current, annotations) : current;
-        const spec = releaseSpec(from, this.#clock.now().wall);
+        const wall = this.#clock.now().wall;
+        const to = opts.handoverTo;
+        const spec = to ? handoverSpec(current, to, wall) : releaseSpec(current, wall);
+        const annotations = { ...opts.annotations, ...(to && { [HANDOVER_ANNOTATION]: handoverValue(this.#cfg.identity, spec) }) };
+        const from = Object.keys(annotations).length > 0 ? withAnnotations(current, annotations) : current;
         this.#current = await this.#call((s) => this.#lock.update(from, spec, s), deadlineMs);
         return true;
       } catch (e) {
@@ -355,7 +364,9 @@ export class Elector {
       }
     }
     const leftMs = snap ? expiryAfterMs(snap.spec.leaseDurationSeconds ?? undefined, t) - (now.mono - this.#observedAt) : 0;
-    if (snap && holder !== '' && leftMs > 0) {
+    // A record the last leader wrote, once its tree was gone, to hand the Lease to us: as free
+    // as its release would have been, for us alone.
+    if (snap && holder !== '' && leftMs > 0 && !handedOverTo(snap, this.#cfg.identity)) {
       this.#events.declined?.(holder, Math.ceil(leftMs), holder === this.#cfg.identity);
       // Wake at the expiry instant rather than up to a retry period after it.
       return Math.min(followerRetryMs(t, this.#random), Math.ceil(leftMs));
@@ -544,9 +555,10 @@ export class Elector {
   /** A step-down request is an annotation: it arrives as a metadata-only change. */
   #checkStepDown(snap: LeaseSnapshot): void {
     if (this.#stepDownSaid || this.#state !== 'leading' || !this.#term) return;
-    if (!stepDownRequested(snap, this.#cfg.identity, this.#term.fencingToken)) return;
+    const request = stepDownRequestOf(snap, this.#cfg.identity, this.#term.fencingToken);
+    if (!request) return;
     this.#stepDownSaid = true;
-    this.#events.stepDownRequested?.();
+    this.#events.stepDownRequested?.(request.to);
   }
 
   #lose(reason: LossReason, detail: string): void {

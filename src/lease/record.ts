@@ -127,23 +127,63 @@ export const STEP_DOWN_ANNOTATION = 'leader-run.io/step-down';
 export interface StepDownRequest {
   readonly holder: string;
   readonly transitions: number;
+  /** `--to`: hand the Lease to this identity rather than free it. */
+  readonly to?: string | undefined;
 }
 
 export function stepDownValue(r: StepDownRequest): string {
-  return JSON.stringify({ holder: r.holder, transitions: r.transitions });
+  return JSON.stringify(r.to ? { holder: r.holder, transitions: r.transitions, to: r.to } : { holder: r.holder, transitions: r.transitions });
 }
 
-/** Whether `snap` asks the leader of term (`holder`, `transitions`) to step down. */
-export function stepDownRequested(snap: LeaseSnapshot | null, holder: string, transitions: number): boolean {
-  const meta = (snap?.object['metadata'] ?? {}) as { annotations?: Record<string, string> };
-  const raw = meta.annotations?.[STEP_DOWN_ANNOTATION];
-  if (!raw) return false;
+/** The request on `snap` for the leader of term (`holder`, `transitions`), if there is one. */
+export function stepDownRequestOf(snap: LeaseSnapshot | null, holder: string, transitions: number): StepDownRequest | null {
+  const raw = annotationOf(snap, STEP_DOWN_ANNOTATION);
+  if (!raw) return null;
   try {
     const r = JSON.parse(raw) as Partial<StepDownRequest>;
-    return r.holder === holder && r.transitions === transitions;
+    if (r.holder !== holder || r.transitions !== transitions) return null;
+    return { holder, transitions, to: typeof r.to === 'string' && r.to !== '' ? r.to : undefined };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `leader-run step-down --to ID`: instead of a release, the leader writes a record naming ID
+ * as holder — fresh, for the leader's own lease duration, transitions + 1 — and, beside it,
+ * this annotation pinning that one record. A client-go candidate named ID finds itself holder
+ * and renews (client-go takes such a record as its own); a leader-run candidate named ID takes
+ * it at once (handedOverTo), which it never does for another record naming its identity; every
+ * other candidate, client-go's included, sees a Lease held by ID and waits, and takes over only
+ * when it has not changed for a lease duration (ID is gone). The record is written only once
+ * the old leader's tree is confirmed gone, as a release is.
+ */
+export const HANDOVER_ANNOTATION = 'leader-run.io/handover';
+
+export function handoverSpec(current: LeaseSnapshot, to: string, wallMs: number): LeaseSpec {
+  const now = microTime(wallMs);
+  return { ...current.spec, holderIdentity: to, acquireTime: now, renewTime: now, leaseTransitions: transitionsOf(current) + 1 };
+}
+
+export function handoverValue(from: string, spec: LeaseSpec): string {
+  return JSON.stringify({ from, to: spec.holderIdentity, transitions: spec.leaseTransitions, renewTime: spec.renewTime });
+}
+
+/** Whether `snap` is exactly the record a step-down --to wrote for `identity`. */
+export function handedOverTo(snap: LeaseSnapshot | null, identity: string): boolean {
+  const raw = annotationOf(snap, HANDOVER_ANNOTATION);
+  if (!snap || !raw || holderOf(snap) !== identity) return false;
+  try {
+    const h = JSON.parse(raw) as { to?: unknown; transitions?: unknown; renewTime?: unknown };
+    return h.to === identity && h.transitions === transitionsOf(snap) && h.renewTime === snap.spec.renewTime;
   } catch {
     return false;
   }
+}
+
+function annotationOf(snap: LeaseSnapshot | null, key: string): string | undefined {
+  const meta = (snap?.object['metadata'] ?? {}) as { annotations?: Record<string, string> };
+  return meta.annotations?.[key];
 }
 
 /**
@@ -164,8 +204,7 @@ export interface LastSuccess {
 }
 
 export function lastSuccessOf(snap: LeaseSnapshot | null): LastSuccess | null {
-  const meta = (snap?.object['metadata'] ?? {}) as { annotations?: Record<string, string> };
-  const raw = meta.annotations?.[LAST_SUCCESS_ANNOTATION];
+  const raw = annotationOf(snap, LAST_SUCCESS_ANNOTATION);
   if (!raw) return null;
   try {
     const r = JSON.parse(raw) as Partial<LastSuccess>;

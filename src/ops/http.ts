@@ -1,6 +1,7 @@
 /**
  * The operator's endpoints (--http-addr): liveness, readiness, Prometheus metrics and "which
- * pod leads". Plain node:http: four read-only routes do not need a framework.
+ * pod leads", and — only with --http-step-down — POST /step-down. Plain node:http: five
+ * routes do not need a framework.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,18 +30,29 @@ export async function startHttp(
   lockName: string,
   log: Logger,
   stallAt: { thresholdMs: number; rememberMs: number },
+  /** --http-step-down: asks this leader to hand over (to `to`); false when it is not leading. */
+  stepDown?: (to: string | undefined) => boolean,
 ): Promise<HttpServer> {
   // prom-client is loaded only when the endpoints are asked for.
   const metrics = (await import('./metrics.ts')).metricsFor(state, lockName);
   const stall = new StallDetector(stallAt.thresholdMs, stallAt.rememberMs);
   state.addLivenessCheck(() => stall.problem());
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const url = new URL(req.url ?? '/', 'http://leader-run');
+    const path = url.pathname;
+    const text = (code: number, body: string) => res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' }).end(`${body}\n`);
+    if (stepDown && path === '/step-down') {
+      if (req.method !== 'POST') return void res.writeHead(405, { allow: 'POST', 'content-type': 'text/plain; charset=utf-8' }).end('use POST\n');
+      const to = url.searchParams.get('to') ?? undefined;
+      if (to === '') return void text(400, 'to= is empty: give the identity (--id) of the candidate to hand over to, or leave it out');
+      if (to === state.opts.identity) return void text(400, `to=${to} is this leader: name another candidate`);
+      // 202: accepted; the hand-over happens once the child is gone (GET /leader shows it).
+      return void (stepDown(to) ? text(202, `stepping down${to ? ` to ${to}` : ''}`) : text(409, 'not leading: nothing to step down from'));
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' }).end('method not allowed\n');
       return;
     }
-    const text = (code: number, body: string) => res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8' }).end(`${body}\n`);
     switch (path) {
       case '/healthz': {
         const h = state.health();
@@ -86,7 +98,7 @@ export async function startHttp(
   server.on('error', (e) => log.warn(`HTTP server: ${e.message}`, { event: 'http-error' }));
   const a = server.address() as AddressInfo;
   const address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-  log.info(`serving /healthz, /readyz, /metrics and /leader on http://${address}`, { event: 'http-listening', address });
+  log.info(`serving /healthz, /readyz, /metrics, /leader${stepDown ? ' and POST /step-down' : ''} on http://${address}`, { event: 'http-listening', address });
   return {
     address,
     close() {

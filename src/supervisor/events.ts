@@ -17,8 +17,9 @@ export type RunEvent =
   | { readonly type: 'stop-signal'; readonly signal: NodeJS.Signals }
   /** SIGHUP, SIGUSR1 or SIGUSR2: for the child. */
   | { readonly type: 'forward-signal'; readonly signal: NodeJS.Signals }
-  /** `leader-run step-down` asked this term's leader to hand over. */
-  | { readonly type: 'step-down' }
+  /** `leader-run step-down` (or POST /step-down) asked this term's leader to hand over;
+   *  `to`: to this identity. */
+  | { readonly type: 'step-down'; readonly to?: string | undefined }
   /** The elector won the Lease; `anchor` is the send time of the write that won;
    *  `lastSuccess`: the run --once-per recorded on it, if any. */
   | { readonly type: 'leading'; readonly term: Term; readonly anchor: Instant; readonly lastSuccess?: LastRun | undefined }
@@ -45,8 +46,9 @@ export type RunEvent =
   /** Campaigning has stopped. `leading`: an acquire in flight won meanwhile; `releasedLost`:
    *  a write of ours whose answer was lost had landed, and was released. */
   | { readonly type: 'campaign-stopped'; readonly leading: boolean; readonly releasedLost: boolean }
-  /** `recorded`: the release carried --once-per's record. */
-  | { readonly type: 'released'; readonly released: boolean; readonly recorded?: boolean };
+  /** `recorded`: the release carried --once-per's record; `handedTo`: it handed the Lease to
+   *  that identity. */
+  | { readonly type: 'released'; readonly released: boolean; readonly recorded?: boolean; readonly handedTo?: string | undefined };
 
 /** --once-per: a successful run, as recorded on the Lease (wall clock, Unix ms). */
 export interface LastRun {
@@ -70,7 +72,12 @@ export type Effect =
   | { readonly type: 'stop-campaigning' }
   /** Give the Lease back. Only ever asked for once no child's tree can run. `record`: the
    *  child of this term exited 0 by itself under --once-per; record it in the same write. */
-  | { readonly type: 'release'; readonly record?: { readonly startedWall: number; readonly finishedWall: number; readonly fencingToken: number } }
+  | {
+      readonly type: 'release';
+      readonly record?: { readonly startedWall: number; readonly finishedWall: number; readonly fencingToken: number };
+      /** step-down --to: hand the Lease to this identity instead of freeing it. */
+      readonly handoverTo?: string;
+    }
   /** End the term without releasing: the Lease is left to expire. */
   | { readonly type: 'abandon' }
   | { readonly type: 'log'; readonly level: Level; readonly event: LogEvent; readonly message: string; readonly fields?: Record<string, unknown> }

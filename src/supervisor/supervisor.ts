@@ -98,6 +98,7 @@ export interface SupervisorConfig {
 }
 
 const TREE_PHASES: ReadonlySet<Phase> = new Set(['spawning', 'running', 'stopping', 'fencing']);
+const STEP_DOWN_PHASES: ReadonlySet<Phase> = new Set(['holding', 'routing', 'spawning', 'running']);
 
 export class Supervisor {
   readonly #cfg: SupervisorConfig;
@@ -112,6 +113,8 @@ export class Supervisor {
   /** When the child exited (wall clock), for --once-per's record. */
   #childEndedAt: number | null = null;
   #recordAsked = false;
+  /** step-down --to: the identity the release hands the Lease to. */
+  #handoverTo: string | undefined;
   #stopSignalled = false;
   /** When the tree was asked to stop, and how (for child-gone / child-fenced). */
   #stopAsked: { at: number; fenced: boolean } | null = null;
@@ -154,7 +157,7 @@ export class Supervisor {
       case 'stop-signal':
         return this.#onStopSignal(e.signal, now);
       case 'step-down':
-        return this.#onStepDown(now);
+        return this.#onStepDown(e.to, now);
       case 'leading':
         this.#term = e.term;
         this.#anchor = e.anchor;
@@ -237,7 +240,12 @@ export class Supervisor {
       case 'released':
         if (p !== 'releasing') return;
         if (e.released)
-          this.#log('info', 'released', e.recorded ? "released the Lease, recording this window's run as done (--once-per)" : 'released the Lease');
+          this.#log(
+            'info',
+            'released',
+            `${e.handedTo ? `handed the Lease to ${e.handedTo}` : 'released the Lease'}${e.recorded ? ", recording this window's run as done (--once-per)" : ''}`,
+            e.handedTo ? { to: e.handedTo } : undefined,
+          );
         else if (this.#recordAsked)
           this.#log(
             'warn',
@@ -323,15 +331,21 @@ export class Supervisor {
     this.#end(cause, signal, now);
   }
 
-  #onStepDown(now: Instant): void {
-    const p = this.#phase;
-    if (p === 'min-hold') {
+  /** Whether a step-down would be acted on now (POST /step-down answers by it). */
+  get canStepDown(): boolean {
+    return this.#phase === 'min-hold' || (!this.#cause && !this.#lost && STEP_DOWN_PHASES.has(this.#phase));
+  }
+
+  #onStepDown(to: string | undefined, now: Instant): void {
+    if (!this.canStepDown) return;
+    this.#handoverTo = to;
+    const then = to ? `handing the Lease to ${to}` : 'releasing the Lease';
+    if (this.#phase === 'min-hold') {
       // The child is done: the hold ends early; the child's status stands.
-      this.#log('info', 'step-down', 'asked to step down (leader-run step-down): releasing the Lease before --min-hold ends');
+      this.#log('info', 'step-down', `asked to step down: ${then} before --min-hold ends`, { to });
       return this.#release();
     }
-    if (this.#cause || this.#lost || !['holding', 'routing', 'spawning', 'running'].includes(p)) return;
-    this.#log('info', 'step-down', 'asked to step down (leader-run step-down): stopping the child, then releasing the Lease');
+    this.#log('info', 'step-down', `asked to step down: stopping the child, then ${then}`, { to });
     const stopSignal = this.#cfg.stopSignal ?? 'SIGTERM';
     this.#cause = { kind: 'step-down', childStatus: undefined, stopSignal };
     this.#end(this.#cause, stopSignal, now);
@@ -448,7 +462,8 @@ export class Supervisor {
         ? { startedWall: this.#wonAt.wall, finishedWall: ended, fencingToken: this.#term.fencingToken }
         : undefined;
     this.#recordAsked = !!record;
-    this.#do(record ? { type: 'release', record } : { type: 'release' });
+    const handoverTo = this.#lost || this.#watchdogFailed ? undefined : this.#handoverTo;
+    this.#do({ type: 'release', ...(record && { record }), ...(handoverTo && { handoverTo }) });
   }
 
   #exit(): void {

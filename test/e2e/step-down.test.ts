@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { LeaderPeer, readLease, sharedCluster } from '../support/cluster.ts';
-import { BIN, candidates, FAST, intervals, readLedger, started, tempDir, uniqueName, workerCmd } from '../support/leader-run.ts';
+import { BIN, candidates, FAST, FAST_D_MS, intervals, readLedger, started, tempDir, uniqueName, workerCmd } from '../support/leader-run.ts';
 
 function stepDown(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, 'step-down', ...args], { encoding: 'utf8' });
@@ -55,6 +55,111 @@ describe('leader-run step-down', () => {
     assert.ok(!peer.events.some((e) => e.event === 'stopped-leading'), 'the peer kept leading');
     assert.equal((await readLease(info, name))?.spec.holderIdentity, 'go-sd');
     assert.ok(!follower.has('child-started'), 'no wrong takeover by a follower');
+  });
+
+  it('--to hands the Lease to that follower at once; the others wait', async (t) => {
+    const info = await sharedCluster();
+    const name = uniqueName('step-down-to');
+    const ledger = path.join(tempDir(), 'ledger');
+    const lr = candidates(t);
+    const base = ['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, ...FAST];
+    const a = lr.start([...base, '--id', 'to-a', ...workerCmd(ledger)]);
+    await started(ledger, 1);
+    const b = lr.start([...base, '--id', 'to-b', ...workerCmd(ledger)]);
+    const c = lr.start([...base, '--id', 'to-c', ...workerCmd(ledger)]);
+    await Promise.all([b.waitFor('new-leader'), c.waitFor('new-leader')]);
+    const r = stepDown(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--to', 'to-c']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^to-a stepped down; handed Lease default/${name} to to-c\n$`));
+    assert.equal(await a.exitCode(), 0);
+    assert.match(a.records.find((x) => x.event === 'released')?.msg ?? '', /^handed the Lease to to-c/);
+    await c.waitFor('child-started');
+    const at = (run: typeof a, event: string): number => Date.parse(run.records.find((x) => x.event === event)!.time);
+    // At once: well inside the lease duration a plain expiry would take.
+    assert.ok(at(c, 'started-leading') - at(a, 'released') < FAST_D_MS, 'taken without waiting for expiry');
+    await new Promise((res) => setTimeout(res, 1000));
+    assert.ok(!b.has('started-leading'), 'nobody else took it');
+    const [first, second] = intervals(readLedger(ledger));
+    assert.ok(first && second && first.to < second.from, 'one child at a time');
+    assert.ok(Number((await readLease(info, name))?.spec.leaseTransitions) >= 2, 'tokens go on growing');
+  });
+
+  it('--to a client-go candidate: it takes the Lease at once, a leader-run follower waits', async (t) => {
+    const info = await sharedCluster();
+    const name = uniqueName('step-down-to-go');
+    const lr = candidates(t);
+    const base = ['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, ...FAST];
+    const a = lr.start([...base, '--id', 'to-a', '--', 'sleep', '30']);
+    await a.waitFor('child-started');
+    const peer = await LeaderPeer.start(info, { id: 'go-to', lockName: name });
+    t.after(() => peer.kill('SIGKILL'));
+    const b = lr.start([...base, '--id', 'to-b', '--', 'sleep', '30']);
+    await Promise.all([b.waitFor('new-leader'), peer.waitFor((e) => e.event === 'new-leader')]);
+    const r = stepDown(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--to', 'go-to']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(await a.exitCode(), 0);
+    await peer.waitFor((e) => e.event === 'started-leading', 10_000);
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.ok(!b.has('started-leading'), 'the follower saw go-to hold the Lease and waited');
+    assert.equal((await readLease(info, name))?.spec.holderIdentity, 'go-to');
+  });
+
+  it('--to a candidate that never comes: the others take over after one lease duration, not before', async (t) => {
+    const info = await sharedCluster();
+    const name = uniqueName('step-down-to-ghost');
+    const lr = candidates(t);
+    const base = ['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, ...FAST];
+    const a = lr.start([...base, '--id', 'to-a', '--', 'sleep', '30']);
+    await a.waitFor('child-started');
+    const b = lr.start([...base, '--id', 'to-b', '--', 'sleep', '30']);
+    await b.waitFor('new-leader');
+    const r = stepDown(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--to', 'ghost']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(await a.exitCode(), 0);
+    await b.waitFor('child-started', 20_000);
+    const at = (run: typeof a, event: string): number => Date.parse(run.records.find((x) => x.event === event)!.time);
+    // b saw the hand-over record after it was written, and waited D from then.
+    assert.ok(at(b, 'started-leading') - at(a, 'released') >= FAST_D_MS - 250, 'the reservation held for a lease duration');
+  });
+
+  it('--to the holder itself: 64, nothing written', async (t) => {
+    const info = await sharedCluster();
+    const name = uniqueName('step-down-to-self');
+    const a = candidates(t).start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, ...FAST, '--id', 'to-a', '--', 'sleep', '30']);
+    await a.waitFor('child-started');
+    const r = stepDown(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--to', 'to-a']);
+    assert.equal(r.status, 64);
+    assert.match(r.stderr, /--to to-a already holds Lease/);
+    assert.equal(((await readLease(info, name))?.metadata['annotations'] as Record<string, string> | undefined)?.['leader-run.io/step-down'], undefined);
+  });
+
+  it('POST /step-down with --http-step-down: 202 and a hand-over; 409 on a follower; off by default', async (t) => {
+    const info = await sharedCluster();
+    const name = uniqueName('step-down-http');
+    const lr = candidates(t);
+    const base = ['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, ...FAST, '--http-addr', '127.0.0.1:0'];
+    const a = lr.start([...base, '--id', 'http-a', '--http-step-down', '--', 'sleep', '30']);
+    await a.waitFor('child-started');
+    const b = lr.start([...base, '--id', 'http-b', '--http-step-down', '--', 'sleep', '30']);
+    const off = lr.start([...base, '--id', 'http-off', '--', 'sleep', '30']);
+    await Promise.all([b.waitFor('new-leader'), off.waitFor('new-leader')]);
+    const url = async (run: typeof a, q = '') => `http://${(await run.waitFor('http-listening'))['address']}/step-down${q}`;
+    assert.equal((await fetch(await url(off), { method: 'POST' })).status, 405, 'off unless asked for');
+    assert.equal((await fetch(await url(b), { method: 'POST' })).status, 409, 'a follower has nothing to hand over');
+    assert.equal((await fetch(await url(a, '?to=http-a'), { method: 'POST' })).status, 400, 'not to itself');
+    const res = await fetch(await url(a, '?to=http-b'), { method: 'POST' });
+    assert.equal(res.status, 202);
+    assert.equal(await res.text(), 'stepping down to http-b\n');
+    assert.equal(await a.exitCode(), 0);
+    assert.equal(a.records.find((x) => x.event === 'exit')?.['cause'], 'step-down');
+    await b.waitFor('child-started');
+    assert.ok(!off.has('started-leading'));
+  });
+
+  it('--http-step-down without --http-addr: 64', async (t) => {
+    const run = candidates(t).start(['--lock-name', 'x', '--http-step-down', '--', 'true']);
+    assert.equal(await run.exitCode(), 64);
+    assert.match(run.stderrLines.join('\n'), /--http-step-down needs --http-addr/);
   });
 
   it('nobody holds the Lease: 1; a bad --timeout: 64', async () => {

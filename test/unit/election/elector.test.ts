@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { Instant } from '../../../src/core/time.ts';
 import { Elector, type LossReason, type Term } from '../../../src/election/elector.ts';
 import type { Timing } from '../../../src/election/timing.ts';
-import { LAST_SUCCESS_ANNOTATION, lastSuccessOf, STEP_DOWN_ANNOTATION, stepDownValue } from '../../../src/lease/record.ts';
+import { handedOverTo, LAST_SUCCESS_ANNOTATION, lastSuccessOf, STEP_DOWN_ANNOTATION, stepDownValue } from '../../../src/lease/record.ts';
 import { FakeClock, type MemoryLock, MemoryStore } from '../../support/fake.ts';
 
 const timing: Timing = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, fenceGraceMs: 2_000 };
@@ -163,6 +163,33 @@ describe('elector', () => {
     assert.equal(a.lost.length, 0, 'a metadata-only write is no loss');
   });
 
+  it('hands over with --to: the named candidate takes the record at once, another waits a lease duration', async () => {
+    const { clock, store } = setup();
+    const a = candidate(store, clock, 'a');
+    await clock.advance(500);
+    const b = candidate(store, clock, 'b');
+    await clock.advance(100);
+    assert.equal(await a.elector.release({ handoverTo: 'c' }), true);
+    const handed = store.snapshot();
+    assert.equal(handed?.spec.holderIdentity, 'c');
+    assert.equal(handed?.spec.leaseTransitions, 1, 'a new term');
+    assert.equal(handedOverTo(handed, 'c'), true);
+    assert.equal(handedOverTo(handed, 'b'), false);
+    const c = candidate(store, clock, 'c');
+    await clock.advance(100);
+    assert.equal(c.elector.leading, true, 'at once');
+    assert.equal(c.started[0]?.term.holdMs, 0, 'as after a release');
+    assert.equal(handedOverTo(store.snapshot(), 'c'), false, 'its own acquire no longer matches the hand-over record');
+    assert.equal(b.started.length, 0);
+
+    // Nobody named: the others wait as for any holder.
+    assert.equal(await c.elector.release({ handoverTo: 'ghost' }), true);
+    await clock.advance(14_000);
+    assert.equal(b.started.length, 0, 'not before the lease duration');
+    await clock.advance(5_000);
+    assert.equal(b.started.length, 1);
+  });
+
   it('treats a record naming its own identity that it did not write as foreign', async () => {
     const { clock, store } = setup();
     store.create({ holderIdentity: 'a', leaseDurationSeconds: 15, leaseTransitions: 4, renewTime: 'x', acquireTime: 'x' }, 'old-a');
@@ -238,7 +265,7 @@ describe('elector', () => {
     await clock.advance(3_000);
     store.annotate('other', 'kept');
     // The annotation made the Lease's version move: the release starts from the new one.
-    assert.equal(await a.elector.release({ [LAST_SUCCESS_ANNOTATION]: 'x' }), true);
+    assert.equal(await a.elector.release({ annotations: { [LAST_SUCCESS_ANNOTATION]: 'x' } }), true);
     assert.equal(store.obj?.spec.holderIdentity, '');
     assert.deepEqual(store.obj?.annotations, { other: 'kept', [LAST_SUCCESS_ANNOTATION]: 'x' });
     const b = candidate(store, clock, 'b');

@@ -384,3 +384,26 @@ describe('supervisor: --once-per', () => {
     assert.ok(warn?.type === 'log' && warn.level === 'warn' && /not recorded/.test(warn.message));
   });
 });
+
+describe('supervisor: step-down --to', () => {
+  it('stops the child, then hands the Lease over in the release, 0', () => {
+    const r = drive([...running, { type: 'step-down', to: 'next' }, exited(143), gone, { type: 'released', released: true, handedTo: 'next' }]);
+    assert.deepEqual(r.kinds, ['spawn', 'stop-tree', 'release', 'exit']);
+    const rel = r.effects.find((e) => e.type === 'release');
+    assert.equal(rel?.type === 'release' && rel.handoverTo, 'next');
+    assert.equal(r.status, 0);
+  });
+
+  it('a loss during the stop frees nothing and hands nothing over', () => {
+    const r = drive([...running, { type: 'step-down', to: 'next' }, { type: 'lost', reason: 'modified', detail: 'x' }, exited(143), gone, released]);
+    const rel = r.effects.find((e) => e.type === 'release');
+    assert.ok(rel?.type === 'release' && rel.handoverTo === undefined);
+    assert.equal(r.status, 75);
+  });
+
+  it('canStepDown: while leading, not while campaigning or stopping', () => {
+    assert.equal(drive([]).s.canStepDown, false);
+    assert.equal(drive(running).s.canStepDown, true);
+    assert.equal(drive([...running, { type: 'stop-signal', signal: 'SIGTERM' }]).s.canStepDown, false);
+  });
+});

@@ -280,12 +280,13 @@ export class Elector {
           continue;
         }
         this.#observe(snap);
-        // Whatever the watch did or did not deliver, continue from what we just read.
+        // Whatever the watch did or did not deliver, continue from what we just read; what
+        // the new watch delivers is newer, even if it comes at once.
         this.#stopWatch();
+        this.#fromWatch = null;
         if (snap) this.#startWatch(snap.resourceVersion);
       }
       if (this.#state !== 'following') break;
-      this.#fromWatch = null;
       const waitMs = await this.#tryAcquire(snap);
       if (this.#state !== 'following') break;
       if (waitMs === LOST_RACE && this.#watch && !this.#fromWatch) {
@@ -302,6 +303,7 @@ export class Elector {
         await this.#sleep(untilExpiry ?? waitMs);
       }
       const delivered = this.#fromWatch as { snap: LeaseSnapshot | null } | null; // set by the watch meanwhile
+      this.#fromWatch = null;
       snap = delivered ? delivered.snap : undefined;
     }
     this.#stopWatch();

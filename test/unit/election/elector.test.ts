@@ -190,6 +190,24 @@ describe('elector', () => {
     assert.equal(b.started.length, 1);
   });
 
+  it('does not miss a release that the watch delivers at once after a read', async () => {
+    const { clock, store } = setup();
+    // a releases as soon as it leads: the release can land between b's read and b's watch.
+    const a: Elector = new Elector({ identity: 'a', timing, random: () => 0 }, store.lockFor('a'), clock, {
+      startedLeading: () => void a.release(),
+      stoppedLeading: () => {},
+    });
+    const b = { at: [] as number[] };
+    const eb = new Elector({ identity: 'b', timing, random: () => 0 }, store.lockFor('b'), clock, {
+      startedLeading: () => b.at.push(clock.mono),
+      stoppedLeading: () => {},
+    });
+    void a.run();
+    void eb.run();
+    await clock.advance(100);
+    assert.equal(b.at.length, 1, 'taken at once, not after the lease duration');
+  });
+
   it('treats a record naming its own identity that it did not write as foreign', async () => {
     const { clock, store } = setup();
     store.create({ holderIdentity: 'a', leaseDurationSeconds: 15, leaseTransitions: 4, renewTime: 'x', acquireTime: 'x' }, 'old-a');

@@ -35,6 +35,8 @@ export interface RunConfig {
   readonly minHoldMs: number | undefined;
   /** --once-per: at most one successful run per window of this length, recorded on the Lease. */
   readonly oncePerMs: number | undefined;
+  /** --slots N: hold one of the Leases NAME-0 … NAME-(N-1); undefined: the one Lease NAME. */
+  readonly slots: number | undefined;
   /** The signal that asks the child to stop; undefined: the one leader-run got (SIGTERM on a loss). */
   readonly stopSignal: NodeJS.Signals | undefined;
   /** Where SIGHUP, SIGUSR1 and SIGUSR2 go. */

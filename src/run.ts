@@ -11,7 +11,7 @@ import { formatDuration } from './core/duration.ts';
 import { ExitStatus, statusOfChild } from './core/exit-status.ts';
 import type { Logger } from './core/log.ts';
 import { systemClock } from './core/time.ts';
-import { Elector } from './election/elector.ts';
+import { Campaign } from './election/campaign.ts';
 import { deadlines } from './election/timing.ts';
 import type { ApiError } from './kube/errors.ts';
 import type { connectLease } from './lease/connect.ts';
@@ -52,13 +52,14 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   let connection: Awaited<ReturnType<typeof connectLease>>;
   try {
     // Imported only now, so the watchdog's fork above does not wait for the Kubernetes client to load.
-    connection = await (await import('./lease/connect.ts')).connectLease(cfg.lease, cfg.kube, `leader-run/${version}`);
+    connection = await (await import('./lease/connect.ts')).connectLease(cfg.lease, cfg.kube, `leader-run/${version}`, cfg.slots);
   } catch (e) {
     dropWatchdog();
     throw e;
   }
-  const { target, client, lock, namespace, lease } = connection;
-  const log = baseLog.with({ lease, identity: cfg.identity });
+  const { target, client, locks, namespace, lease } = connection;
+  // With --slots, the records of a term also name its slot's Lease.
+  let log = baseLog.with({ lease, identity: cfg.identity });
   const board = new StatusBoard({ lease, identity: cfg.identity, renewDeadlineMs: cfg.timing.renewDeadlineMs, now: clock.now });
   const stall = { thresholdMs: d.stallThresholdMs, rememberMs: d.stallRememberMs };
   // Loaded only when asked for: prom-client is not free to import.
@@ -106,7 +107,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     log.info(`${o.changed ? 'labelled' : 'already labelled'} Pod ${routing.pod} ${POD_LABEL}=${cfg.routing!.pod}`, { event: 'pod-labelled' });
   }
   const t = cfg.timing;
-  log.info(`campaigning for Lease ${lease} on ${client.server.origin}`, {
+  log.info(`campaigning for ${cfg.slots ? `one of the ${cfg.slots} Leases ${lease} (--slots)` : `Lease ${lease}`} on ${client.server.origin}`, {
     event: 'campaigning',
     timing: `D=${formatDuration(t.leaseDurationMs)} R=${formatDuration(t.renewDeadlineMs)} P=${formatDuration(t.retryPeriodMs)} G=${formatDuration(t.fenceGraceMs)}`,
     leaseDurationMs: t.leaseDurationMs,
@@ -130,18 +131,29 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   const startup = new StartupWindow(clock, cfg.startupTimeoutMs, '--startup-timeout');
   let finish!: (status: number) => void;
   let exitCause = '';
-  let waitingFor = '';
+  const waitingFor = new Map<number, string>();
   const finished = new Promise<number>((r) => (finish = r));
   const timers: Array<() => void> = [];
 
-  const events = cfg.events
-    ? new LeaseEvents(client, { namespace, lease: cfg.lease.name, identity: cfg.identity }, log, Math.min(t.retryPeriodMs, EVENT_DEADLINE_MS))
-    : undefined;
+  let events: LeaseEvents | undefined;
   let termUid: string | undefined;
-  const elector = new Elector({ identity: cfg.identity, timing: t }, lock, clock, {
-    newLeader: (holder) => log.info(`new leader elected: ${holder}`, { event: 'new-leader', holder }),
-    startedLeading: (term, anchor, won) => {
+  let termLease = lease;
+  let termSlot: number | undefined;
+  const elector = new Campaign({ identity: cfg.identity, timing: t }, locks, clock, {
+    newLeader: (holder, slot) =>
+      cfg.slots
+        ? log.info(`new leader of ${locks[slot]!.description} elected: ${holder}`, { event: 'new-leader', holder, slot })
+        : log.info(`new leader elected: ${holder}`, { event: 'new-leader', holder }),
+    startedLeading: (term, anchor, won, slot) => {
       termUid = term.uid;
+      termLease = locks[slot]!.description;
+      if (cfg.slots) {
+        termSlot = slot;
+        log = log.with({ lease: termLease, slot });
+      }
+      events = cfg.events
+        ? new LeaseEvents(client, { namespace, lease: locks[slot]!.name, identity: cfg.identity }, log, Math.min(t.retryPeriodMs, EVENT_DEADLINE_MS))
+        : undefined;
       void events?.record('became leader', termUid);
       board.startedLeading(anchor);
       log.info(`started leading (fencing token ${term.fencingToken})`, { event: 'started-leading', token: term.fencingToken });
@@ -168,16 +180,17 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
       if (supervisor.phase === 'campaigning') decideStartup(startup.failed(e, verdictFor(e, 'lease', ctx)), e);
     },
     answered: () => startup.answered(),
-    declined: (holder, earliestMs, ours) => {
-      if (cfg.waitTimeoutMs === 0) return dispatch({ type: 'wait-timeout', holder });
-      if (holder === waitingFor) return;
-      waitingFor = holder;
+    declined: (holder, earliestMs, ours, slot, all) => {
+      if (cfg.waitTimeoutMs === 0) return all && dispatch({ type: 'wait-timeout', holder });
+      if (waitingFor.get(slot) === holder) return;
+      waitingFor.set(slot, holder);
       const when = `the earliest takeover is in ${formatDuration(Math.round(earliestMs / 100) * 100)}, if it is not renewed meanwhile`;
+      const which = cfg.slots ? `Lease ${locks[slot]!.description}` : 'the Lease';
       log.info(
         ours
-          ? `the Lease names our identity ${holder}, but this process did not write it (an earlier run, or another process with the same --id): waiting for it to expire; ${when}`
-          : `waiting: the Lease is held by ${holder}; ${when}`,
-        { event: 'waiting', holder, earliestTakeoverMs: earliestMs },
+          ? `${which} names our identity ${holder}, but this process did not write it (an earlier run, or another process with the same --id): waiting for it to expire; ${when}`
+          : `waiting: ${which} is held by ${holder}; ${when}`,
+        { event: 'waiting', holder, earliestTakeoverMs: earliestMs, ...(cfg.slots && { slot }) },
       );
     },
     watchFailed: (e) =>
@@ -263,7 +276,13 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   }
 
   async function spawn(uid: string, token: number, anchor: Parameters<WatchdogHandle['spawn']>[3]): Promise<void> {
-    const env = { LEADER_RUN_IDENTITY: cfg.identity, LEADER_RUN_LEASE: lease, LEADER_RUN_LEASE_UID: uid, LEADER_RUN_FENCING_TOKEN: String(token) };
+    const env = {
+      LEADER_RUN_IDENTITY: cfg.identity,
+      LEADER_RUN_LEASE: termLease,
+      LEADER_RUN_LEASE_UID: uid,
+      LEADER_RUN_FENCING_TOKEN: String(token),
+      ...(termSlot !== undefined && { LEADER_RUN_SLOT: String(termSlot) }),
+    };
     const leaseDeadlines = {
       termAfterMs: d.termAfterMs,
       killAfterMs: d.killAfterMs,

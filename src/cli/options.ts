@@ -9,7 +9,7 @@ import type { HttpAddr, RoutingConfig, RunConfig } from '../config.ts';
 import { formatDuration, parseDuration } from '../core/duration.ts';
 import { checkTiming, DEFAULT_TIMING, deriveTiming, TIMING_FLAGS, type Timing, type TimingField, timingMessage } from '../election/timing.ts';
 import type { ConfigField } from '../kube/config.ts';
-import { defaultIdentity } from '../lease/record.ts';
+import { defaultIdentity, LEASE_NAME } from '../lease/record.ts';
 import { addFlag, addLeaseFlags, envName, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
 
 export { InfoShown, UsageError } from './flags.ts';
@@ -30,6 +30,8 @@ export interface ParsedRun {
 const DEFAULT_SHUTDOWN_GRACE = '20s';
 const DEFAULT_WAIT_TIMEOUT_EXIT_CODE = '75';
 const DEFAULT_STARTUP_TIMEOUT = '30s';
+/** Each slot is one more watch per follower. */
+const MAX_SLOTS = 100;
 
 const examples = `
 Examples:
@@ -110,6 +112,11 @@ export function buildProgram(version: string): Command {
     '--once-per <duration>',
     'run at most once per window of this length (from the Unix epoch, UTC): a child that exits 0 is recorded on the Lease, and later runs in the same window skip with --wait-timeout-exit-code',
     'once-per',
+  );
+  opt(
+    '--slots <n>',
+    'a semaphore: hold one of the n Leases NAME-0 … NAME-(n-1), so at most n children run at once across all candidates (LEADER_RUN_SLOT tells the child which)',
+    'slots',
   );
   opt('-n, --nonblock', 'try once: lead now or exit with --wait-timeout-exit-code (the same as --wait-timeout 0)', 'nonblock');
   opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', DEFAULT_WAIT_TIMEOUT_EXIT_CODE);
@@ -240,6 +247,18 @@ function validate(p: Command): ParsedRun {
   const httpStepDown = bool('httpStepDown', 'http-step-down');
   if (httpStepDown && !http) throw new UsageError(`${where(p, 'http-step-down')} needs --http-addr: give the address to serve POST /step-down on`);
   const routing = leaderRouting(str('leaderService'), where(p, 'leader-service'), id);
+  const slotsText = str('slots');
+  let slots: number | undefined;
+  if (slotsText !== undefined) {
+    if (!/^\d+$/.test(slotsText) || Number(slotsText) < 1 || Number(slotsText) > MAX_SLOTS)
+      throw new UsageError(`${where(p, 'slots')} ${JSON.stringify(slotsText)} must be a whole number from 1 to ${MAX_SLOTS}`);
+    slots = Number(slotsText);
+    const last = `${lease.name}-${slots - 1}`;
+    if (!LEASE_NAME.test(last)) throw new UsageError(`${where(p, 'slots')}: the Lease name ${last} is too long (at most 253 characters); shorten --lock-name`);
+    if (routing) throw new UsageError(`${where(p, 'slots')} and ${where(p, 'leader-service')} do not go together: a Service points at one leader`);
+    if (oncePerMs !== undefined)
+      throw new UsageError(`${where(p, 'slots')} and ${where(p, 'once-per')} do not go together: each slot would run the window once; use one Lease`);
+  }
 
   const command = p.args;
   if (command.length === 0) throw new UsageError('no command given: put the command to run after --, e.g. leader-run --lock-name x -- ./job.sh');
@@ -253,6 +272,7 @@ function validate(p: Command): ParsedRun {
     shutdownGraceMs,
     minHoldMs,
     oncePerMs,
+    slots,
     stopSignal,
     forwardTo,
     kube: { kubeconfig: str('kubeconfig'), context: str('context') },

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, Option } from 'commander';
 import { ExitStatus } from '../core/exit-status.ts';
-import { addLeaseFlags, InfoShown, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
+import { addFlag, addLeaseFlags, InfoShown, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
 import { COLUMNS, changeKey, formatTable, type LeaseView, leaseView, tableRow } from './lease-view.ts';
 
 /** Exit status when the Lease does not exist (nobody has campaigned for it, or a typo). */
@@ -22,6 +22,7 @@ Examples:
   leader-run status --lock-name nightly-report
   leader-run status --lock-name nightly-report --lock-namespace jobs -o json
   leader-run status --lock-name nightly-report --watch       # one line per change; Ctrl-C ends it
+  leader-run status --lock-name encoder --slots 3            # every slot: encoder-0 … encoder-2
 
 "Renewed" and "expires in" compare the Lease's renewTime with this machine's clock: they are
 for reading, and leader-run never decides anything by them. Exit statuses: 0 shown; 1 no such
@@ -45,11 +46,21 @@ export async function status(argv: readonly string[], version: string, io: Statu
     .addHelpText('after', examples);
   addLeaseFlags(p, 'to show');
   p.addOption(new Option('-o, --output <format>', 'table or json').default('table'));
+  addFlag(p, '--slots <n>', 'show the n Leases NAME-0 … NAME-(n-1) of a --slots semaphore, one row each', 'slots');
   p.addOption(new Option('-w, --watch', 'follow the Lease (a watch; a read every second without watch permission) and print a line for each change'));
   let ref: { name: string; namespace: string | undefined };
+  let slots: number | undefined;
   try {
     parseCommandLine(p, argv, 'leader-run status');
     ref = leaseFlags(p, 'the name of the Lease to show', false);
+    const n = p.opts<{ slots?: string }>().slots;
+    if (n !== undefined) {
+      if (!/^\d+$/.test(n) || Number(n) < 1 || Number(n) > 100)
+        throw new UsageError(`${where(p, 'slots')} ${JSON.stringify(n)} must be a whole number from 1 to 100`);
+      if (p.opts<{ watch?: boolean }>().watch)
+        throw new UsageError(`${where(p, 'slots')} and --watch do not go together: --watch follows one Lease; give --lock-name ${ref.name}-K for slot K`);
+      slots = Number(n);
+    }
   } catch (e) {
     if (e instanceof InfoShown) return ExitStatus.ok;
     if (e instanceof UsageError) return usage(io, e.message);
@@ -66,7 +77,7 @@ export async function status(argv: readonly string[], version: string, io: Statu
   ]);
   let conn: Awaited<ReturnType<typeof connectLease>>;
   try {
-    conn = await connectLease(ref, { kubeconfig: o.kubeconfig, context: o.context }, `leader-run/${version} (status)`);
+    conn = await connectLease(ref, { kubeconfig: o.kubeconfig, context: o.context }, `leader-run/${version} (status)`, slots);
   } catch (e) {
     if (e instanceof ConfigError)
       return fail(
@@ -76,7 +87,7 @@ export async function status(argv: readonly string[], version: string, io: Statu
       );
     throw e;
   }
-  const { client, lock, lease, namespace, target } = conn;
+  const { client, lock, locks, lease, namespace, target } = conn;
   const ctx = { namespace, source: target.source, namespaceFrom: '', namespaceOption: '--lock-namespace' };
   /** What an error means for the user, and the status it ends in (undefined: may pass). */
   const explain = (e: unknown): { message: string; status: number | undefined } => {
@@ -86,6 +97,21 @@ export async function status(argv: readonly string[], version: string, io: Statu
   };
 
   try {
+    if (slots) {
+      const views: LeaseView[] = [];
+      for (const l of locks) {
+        try {
+          views.push(leaseView(l.description, await l.get(AbortSignal.timeout(READ_DEADLINE_MS)), Date.now()));
+        } catch (e) {
+          const x = explain(e);
+          return fail(io, x.message, x.status ?? ExitStatus.unavailable);
+        }
+      }
+      if (views.every((v) => v.state === 'absent'))
+        return fail(io, `none of the Leases ${lease} exists: nobody has campaigned with --slots ${slots} yet, or a flag is wrong`, NO_SUCH_LEASE);
+      io.out(o.output === 'json' ? `${JSON.stringify(views, null, 2)}\n` : `${formatTable([COLUMNS, ...views.map(tableRow)], []).join('\n')}\n`);
+      return ExitStatus.ok;
+    }
     if (!o.watch) {
       let snap: Awaited<ReturnType<typeof lock.get>>;
       try {

@@ -16,17 +16,26 @@ export interface LeaseConnection {
   readonly target: Target;
   readonly client: KubeClient;
   readonly lock: KubeLeaseLock;
+  /** --slots N: the Leases NAME-0 … NAME-(N-1); otherwise [lock]. */
+  readonly locks: readonly KubeLeaseLock[];
   readonly namespace: string;
-  /** "namespace/name" */
+  /** "namespace/name" (with slots: "namespace/NAME-0…NAME-(N-1)") */
   readonly lease: string;
+}
+
+/** The Lease names of `--slots n` for NAME. */
+export function slotNames(name: string, n: number): string[] {
+  return Array.from({ length: n }, (_, k) => `${name}-${k}`);
 }
 
 /** Loads the kubeconfig (kubectl's rules; throws ConfigError) and builds the client and lock.
  *  Nothing is sent yet. */
-export async function connectLease(ref: LeaseRef, kube: KubeRef, userAgent: string): Promise<LeaseConnection> {
+export async function connectLease(ref: LeaseRef, kube: KubeRef, userAgent: string, slots?: number): Promise<LeaseConnection> {
   const target = loadTarget(kube);
   const namespace = ref.namespace ?? target.namespace;
   const client = await KubeClient.create(target.kc, userAgent);
   const lock = new KubeLeaseLock(client, namespace, ref.name);
-  return { target, client, lock, namespace, lease: lock.description };
+  if (!slots) return { target, client, lock, locks: [lock], namespace, lease: lock.description };
+  const locks = slotNames(ref.name, slots).map((name) => new KubeLeaseLock(client, namespace, name));
+  return { target, client, lock, locks, namespace, lease: `${namespace}/${ref.name}-0…${ref.name}-${slots - 1}` };
 }

@@ -994,7 +994,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
 /** A child's processes that we could identify (a pid without a start time was gone before
  *  we looked, and might since belong to someone else). */
-function treeOf(life: Life): Array<{ pid: number; start: string; what: string }> {
+export function treeOf(life: Life): Array<{ pid: number; start: string; what: string }> {
   const all = [{ pid: life.pid, start: life.procStart, what: 'worker' }, ...life.grandchildren.map((g) => ({ ...g, what: 'grandchild' }))];
   return all.filter((p): p is { pid: number; start: string; what: string } => p.start !== undefined);
 }
@@ -1023,7 +1023,7 @@ function readLines(file: string): string[] {
 
 /** Live processes whose environment carries the marker, except the guards spawnGuarded puts
  *  around each leader-run (they leave within a second of it, on their own). */
-function markedProcesses(marker: string): Array<{ pid: number; what: string; cmd: string }> {
+export function markedProcesses(marker: string): Array<{ pid: number; what: string; cmd: string }> {
   const out: Array<{ pid: number; what: string; cmd: string }> = [];
   for (const name of fs.readdirSync('/proc')) {
     const pid = Number(name);

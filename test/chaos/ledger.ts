@@ -14,6 +14,8 @@ export interface Life {
   name: string;
   /** The name of the child (the worker) whose tree this life belongs to. */
   tree: string;
+  /** LEADER_RUN_SLOT of a --slots child (from its start line). */
+  slot: string | undefined;
   from: number;
   to: number;
   started: boolean;
@@ -94,6 +96,7 @@ export class LedgerTail {
         pid: l.pid,
         name: l.name,
         tree: l.name.split('/')[0]!,
+        slot: undefined,
         from: l.mono,
         to: l.mono,
         started: false,
@@ -110,6 +113,7 @@ export class LedgerTail {
     life.to = Math.max(life.to, l.mono);
     if (l.ev === 'start') {
       life.started = true;
+      life.slot = (l['env'] as { slot?: string } | undefined)?.slot;
       life.procStart = procStart(l.pid);
       const kids = Array.isArray(l['grandchildren']) ? (l['grandchildren'] as number[]) : [];
       life.grandchildren = kids.map((pid) => ({ pid, start: procStart(pid) }));

@@ -2,8 +2,9 @@
  * A short chaos run on every `npm test`: three candidates on one Lease of a private cluster,
  * one seeded fault per round (signals to the leader, its network cut or reset, the apiserver
  * frozen or killed, the Lease deleted or overwritten by an admin). No two children may ever
- * run at once, and nothing may be left behind. The seed is printed; rerun a failure with
- * `npm run chaos -- --rounds 20 --seed <seed>`. LEADER_RUN_CHAOS_SEED, _ROUNDS and _FAULTS
+ * run at once, and nothing may be left behind. Then six candidates on a --slots 3 semaphore
+ * (test/chaos/slots.ts): never more than three children, never two in one slot. The seed is printed; rerun a failure with
+ * `npm run chaos -- --rounds 20 --seed <seed>`. LEADER_RUN_CHAOS_SEED, _ROUNDS, _SLOT_ROUNDS and _FAULTS
  * (a comma-separated list of fault kinds; default all) override the defaults.
  */
 import assert from 'node:assert/strict';
@@ -34,4 +35,29 @@ it(`survives ${rounds} rounds of chaos with no overlap and nothing left over (se
   const context = `\n--- chaos output (seed ${seed}) ---\n${lines.slice(-80).join('\n')}`;
   assert.equal(summary, `rounds=${rounds} overlaps=0 overlap_ms=0 leftovers=0`, `chaos found problems${context}`);
   assert.equal(code, 0, `chaos exited with ${code}${context}`);
+});
+
+const slotRounds = Number(process.env.LEADER_RUN_CHAOS_SLOT_ROUNDS ?? 10);
+
+it(`--slots 3 with 6 candidates survives ${slotRounds} rounds: never more than 3 children, never two in one slot (seed ${seed})`, {
+  timeout: 360_000,
+}, async (t) => {
+  const proc = spawnGuarded(process.execPath, [path.join(repo, 'scripts', 'chaos.ts'), '--slots', '3', '--rounds', String(slotRounds), '--seed', seed], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: process.env,
+  });
+  let output = '';
+  proc.stdout?.setEncoding('utf8').on('data', (s: string) => (output += s));
+  proc.stderr?.setEncoding('utf8').on('data', (s: string) => (output += s));
+  const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+  const lines = output.trimEnd().split('\n');
+  const summary = lines.findLast((l) => l.startsWith('rounds=')) ?? '';
+  t.diagnostic(`seed ${seed}: ${summary}`);
+  const context = `\n--- slot chaos output (seed ${seed}) ---\n${lines.slice(-60).join('\n')}`;
+  assert.match(
+    summary,
+    new RegExp(`^rounds=${slotRounds} slots=3 most_at_once=[0-3] same_slot_overlaps=0 leftovers=0 leases_held=0$`),
+    `slot chaos found problems${context}`,
+  );
+  assert.equal(code, 0, `slot chaos exited with ${code}${context}`);
 });

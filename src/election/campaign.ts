@@ -45,7 +45,7 @@ export class Campaign {
         startedLeading: (term, anchor, won) => {
           if (this.#winner !== null) return void this.#drops.push(this.#electors[slot]!.release());
           this.#winner = slot;
-          this.#electors.forEach((e, i) => i !== slot && this.#drops.push(drop(e)));
+          for (const [i, e] of this.#electors.entries()) if (i !== slot) this.#drops.push(drop(e));
           events.startedLeading(term, anchor, won, slot);
         },
         stoppedLeading: (reason, detail) => mine() && events.stoppedLeading(reason, detail),

@@ -293,6 +293,9 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     const res = await watchdog.spawn(cmd.ok ? cmd.file : '', cmd.ok ? cmd.args : [], env, anchor, leaseDeadlines, cfg.stopSignal ?? 'SIGTERM');
     if (!res.ok) return dispatch({ type: 'spawn-failed', status: res.status, message: res.message });
     dispatch({ type: 'spawned', pid: res.pid });
+    // child-started is on stderr now: the child may run (and write). Stopping meanwhile, it
+    // never does: the stop kills it at the gate.
+    if (supervisor.phase === 'running') watchdog.go();
     const exit = await watchdog.exited;
     board.childExited(statusOfChild(exit));
     dispatch({ type: 'child-exited', exit });

@@ -33,7 +33,9 @@ export type ToWatchdog =
   /** Leadership lost: SIGTERM now, SIGKILL after the fence grace (never later than the deadline). */
   | { t: 'fence' }
   /** Are you there? Answered with 'pong': a watchdog that stops answering is frozen or stuck. */
-  | { t: 'ping' };
+  | { t: 'ping' }
+  /** The child may run now: leader-run has logged child-started (see watchdog.ts, the gate). */
+  | { t: 'go' };
 
 export type FromWatchdog =
   | { t: 'ready' }

@@ -147,6 +147,11 @@ export class WatchdogHandle {
     return answer;
   }
 
+  /** The child may run: call once child-started is logged (the watchdog's gate holds it until then). */
+  go(): void {
+    this.#send({ t: 'go' });
+  }
+
   /** A renewal succeeded: the lease is now anchored at `anchor`. */
   renewAnchor(anchor: Instant): void {
     this.#anchor = anchor;

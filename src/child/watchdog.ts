@@ -15,7 +15,8 @@
  * setpriv is present, the direct child also gets PR_SET_PDEATHSIG(SIGKILL): it dies with
  * the watchdog even when leader-run died first.
  */
-import { execFile, spawn as spawnProcess } from 'node:child_process';
+import { type ChildProcess, execFile, spawn as spawnProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { ExitStatus, execFailureStatus } from '../core/exit-status.ts';
 import { elapsedMs, type Instant, instantNow } from '../core/time.ts';
 import { decide } from './fence-policy.ts';
@@ -43,6 +44,24 @@ let fenceSignal: NodeJS.Signals = 'SIGTERM';
  *  once, before the watchdog says it is ready. */
 let pdeathsig: string[] = [];
 
+/**
+ * The gate: the child is started as `/bin/sh -c GATE` that waits for one line on fd 3 before
+ * it execs the command (same pid, same environment), so leader-run can log child-started,
+ * with the pid, before the child can write a byte of its own. If the pipe closes unread (the
+ * watchdog died) it exits without running the command. Without /bin/sh (a distroless image)
+ * the command is started directly, and its first output may come before the log line.
+ */
+const GATE = 'IFS= read -r _ <&3 || exit 125; exec 3<&-; exec "$@"';
+const gate: string[] = (() => {
+  try {
+    accessSync('/bin/sh', constants.X_OK);
+    return ['/bin/sh', '-c', GATE, 'leader-run-gate'];
+  } catch {
+    return [];
+  }
+})();
+let gated: ChildProcess | null = null;
+
 function send(m: FromWatchdog): void {
   // The channel can close between the check and the write (leader-run died): that is
   // handled by 'disconnect', not an error worth a stack trace on the child's stderr.
@@ -53,6 +72,8 @@ function onMessage(m: ToWatchdog): void {
   switch (m.t) {
     case 'ping':
       return send({ t: 'pong' });
+    case 'go':
+      return open();
     case 'spawn':
       return spawn(m);
     case 'anchor':
@@ -87,15 +108,20 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
     const message = `the lease expired ${Math.round(late - m.deadlines.termAfterMs)}ms before the child could start`;
     return send({ t: 'spawn-failed', status: ExitStatus.tempfail, message });
   }
-  const [file, ...args] = [...pdeathsig, m.file, ...m.args];
+  const [file, ...args] = [...pdeathsig, ...gate, m.file, ...m.args];
   // node:child_process, not execa: with every execa feature off (no buffering, no cleanup
   // hook, inherited stdio) what is left is this call, and execa's modules cost the watchdog
   // about 6 MiB in every Pod (issue 13 measured it).
   const sub = spawnProcess(file!, args, {
     detached: true, // setsid: the child leads a session and process group of its own
-    stdio: 'inherit',
+    stdio: gate.length > 0 ? ['inherit', 'inherit', 'inherit', 'pipe'] : 'inherit',
     env: { ...process.env, ...m.env },
   });
+  if (gate.length > 0) {
+    gated = sub;
+    // A child killed before it was let go closes its end: nothing to report.
+    sub.stdio[3]?.on('error', () => {});
+  }
   let ended = false;
   let settle = (): void => {};
   reaped = new Promise((r) => (settle = r));
@@ -118,6 +144,13 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
     send({ t: 'spawned', pid: sub.pid });
   }
   check();
+}
+
+/** Lets the gated child exec its command. */
+function open(): void {
+  const pipe = gated?.stdio[3] as NodeJS.WritableStream | null | undefined;
+  gated = null;
+  pipe?.end('\n');
 }
 
 /** Involuntary stop: SIGTERM now, SIGKILL after G but never later than the deadline. */

@@ -203,6 +203,21 @@ describe('new-user findings', () => {
     await b.exitCode();
   });
 
+  it('the child’s output never comes before child-started: the child waits at a gate until it is logged', async (t) => {
+    const info = await sharedCluster();
+    const name = uniqueName('gate');
+    const lr = candidates(t);
+    // A child that writes at once, to the stderr it shares with leader-run's log.
+    for (let i = 0; i < 5; i++) {
+      const run = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, ...FAST, '--', 'sh', '-c', 'echo first-words >&2']);
+      assert.equal(await run.exitCode(), 0);
+      const logged = run.stderrLines.findIndex((l) => l.includes('"child-started"'));
+      const said = run.stderrLines.indexOf('first-words');
+      assert.ok(logged >= 0 && said > logged, `run ${i}: child-started at line ${logged}, the child's first words at ${said}`);
+      assert.equal(typeof run.records.find((r) => r.event === 'child-started')?.['pid'], 'number', 'with the pid');
+    }
+  });
+
   it('says when the shutdown grace ran out and SIGKILL was sent', async (t) => {
     const info = await sharedCluster();
     const ledger = path.join(tempDir(), 'ledger');

@@ -58,7 +58,9 @@ export async function createFreeLease(info: ClusterInfo, name: string): Promise<
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
     metadata: { name },
-    spec: {},
+    // The shape a release leaves: an empty spec is a free record no release wrote, which
+    // leader-run rightly holds a lease duration before starting (the new-Lease hold).
+    spec: { holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 0 },
   });
   if (res.status !== 201 && res.status !== 409) throw new Error(`create Lease ${name}: HTTP ${res.status} ${res.text}`);
 }

@@ -36,8 +36,8 @@ const HELP = `Usage: leader-run check [options] [-- command]
 
 Checks what a run with these options needs, without campaigning: the flags and timing, the
 kubeconfig, and by SelfSubjectAccessReview each permission — get, create, update and watch
-on the Lease, create on events, and with --leader-service get and update on the Pod and the
-Service. One line per check. Takes every option of a run (see leader-run --help) and its
+on the Lease (with --slots N, on each of NAME-0 … NAME-(N-1)), create on events, and with
+--leader-service get and update on the Pod and the Service. One line per check. Takes every option of a run (see leader-run --help) and its
 LEADER_RUN_* variables; the command is optional.
 
 Examples:
@@ -72,7 +72,7 @@ export async function check(argv: readonly string[], version: string, io: CheckI
     `ok    flags: Lease ${cfg.lease.name}, D=${formatDuration(t.leaseDurationMs)} R=${formatDuration(t.renewDeadlineMs)} P=${formatDuration(t.retryPeriodMs)} G=${formatDuration(t.fenceGraceMs)}${cfg.timingDerived ? ` (${cfg.timingDerived})` : ''}\n`,
   );
 
-  const [{ connectLease }, { ConfigError }, { ApiError }, { verdictFor }] = await Promise.all([
+  const [{ connectLease, slotNames }, { ConfigError }, { ApiError }, { verdictFor }] = await Promise.all([
     import('../lease/connect.ts'),
     import('../kube/config.ts'),
     import('../kube/errors.ts'),
@@ -80,7 +80,7 @@ export async function check(argv: readonly string[], version: string, io: CheckI
   ]);
   let conn: Awaited<ReturnType<typeof connectLease>>;
   try {
-    conn = await connectLease(cfg.lease, cfg.kube, `leader-run/${version} (check)`);
+    conn = await connectLease(cfg.lease, cfg.kube, `leader-run/${version} (check)`, cfg.slots);
   } catch (e) {
     if (e instanceof ConfigError) return line(io, 'fail', `kubeconfig: ${e.describe(parsed.names.config)}`, ExitStatus.config);
     throw e;
@@ -94,20 +94,22 @@ export async function check(argv: readonly string[], version: string, io: CheckI
     namespaceOption: '--lock-namespace',
   };
 
-  const leases = (verb: string, named: boolean, required: boolean, without?: string): Need => ({
+  // --slots: every slot's Lease, by name.
+  const names = cfg.slots ? slotNames(cfg.lease.name, cfg.slots) : [cfg.lease.name];
+  const leases = (verb: string, name: string | undefined, required: boolean, without?: string): Need => ({
     verb,
     group: 'coordination.k8s.io',
     resource: 'leases',
     namespace,
-    ...(named && { name: cfg.lease.name }),
+    ...(name && { name }),
     required,
     ...(without && { without }),
   });
   const needs: Need[] = [
-    leases('get', true, true),
-    leases('create', false, true),
-    leases('update', true, true),
-    leases('watch', true, false, 'a follower polls the Lease every retry period instead of watching it'),
+    ...names.map((n) => leases('get', n, true)),
+    leases('create', undefined, true),
+    ...names.map((n) => leases('update', n, true)),
+    ...names.map((n) => leases('watch', n, false, 'a follower polls the Lease every retry period instead of watching it')),
   ];
   if (cfg.events)
     needs.push({ verb: 'create', group: '', resource: 'events', namespace, required: false, without: 'no Events on the Lease (or pass --no-events)' });

@@ -77,6 +77,25 @@ describe('leader-run check', () => {
       );
   });
 
+  it('--slots: each slot’s Lease by name; a Role naming only some of them fails on the others', async () => {
+    const info = await sharedCluster();
+    const name = uniqueName('check-slots');
+    const some = await serviceAccountKubeconfig(info, 'lr-check-slots', [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [`${name}-0`, `${name}-1`], verbs: ['get', 'watch', 'update'] },
+    ]);
+    const two = check(['--kubeconfig', some, '--lock-name', name, '--slots', '2', '--no-events']);
+    assert.equal(two.status, 0, two.lines.join('\n'));
+    for (const k of [0, 1])
+      assert.ok(
+        two.lines.some((l) => l.startsWith(`ok    may update leases.coordination.k8s.io/${name}-${k} `)),
+        String(k),
+      );
+    const three = check(['--kubeconfig', some, '--lock-name', name, '--slots', '3', '--no-events']);
+    assert.equal(three.status, 77, three.lines.join('\n'));
+    assert.ok(three.lines.some((l) => l.startsWith(`fail  may not update leases.coordination.k8s.io/${name}-2 `)));
+  });
+
   it('--leader-service: get and update on the Pod and the Service', async () => {
     const info = await sharedCluster();
     const leasesOnly = await serviceAccountKubeconfig(info, 'lr-check-leases', [LEASES]);

@@ -35,6 +35,9 @@ export interface RunConfig {
   readonly minHoldMs: number | undefined;
   /** --once-per: at most one successful run per window of this length, recorded on the Lease. */
   readonly oncePerMs: number | undefined;
+  /** --coordinated: register a LeaseCandidate and lead only when the API server's
+   *  coordinated-election controller names us; undefined versions: the API server's. */
+  readonly coordinated: { readonly binaryVersion: string | undefined; readonly emulationVersion: string | undefined } | undefined;
   /** --slots N: hold one of the Leases NAME-0 … NAME-(N-1); undefined: the one Lease NAME. */
   readonly slots: number | undefined;
   /** The signal that asks the child to stop; undefined: the one leader-run got (SIGTERM on a loss). */

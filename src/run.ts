@@ -15,6 +15,7 @@ import { Campaign } from './election/campaign.ts';
 import { deadlines } from './election/timing.ts';
 import type { ApiError } from './kube/errors.ts';
 import type { connectLease } from './lease/connect.ts';
+import { type Candidacy, PING_WINDOW_MS, startCandidacy } from './lease/lease-candidate.ts';
 import { LAST_SUCCESS_ANNOTATION, type LeaseSnapshot, lastSuccessOf, lastSuccessValue, microTime } from './lease/record.ts';
 import { startHttp } from './ops/http.ts';
 import { LeaseEvents } from './ops/lease-events.ts';
@@ -117,6 +118,37 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     ...(cfg.timingDerived && { derived: cfg.timingDerived }),
   });
 
+  // --coordinated: a LeaseCandidate beside the Lease, answering the controller's pings.
+  let candidacy: Candidacy | undefined;
+  if (cfg.coordinated) {
+    const r = await startCandidacy(
+      client,
+      { namespace, name: cfg.identity, leaseName: cfg.lease.name, ...cfg.coordinated },
+      {
+        everyMs: Math.min(t.retryPeriodMs, PING_WINDOW_MS / 2),
+        deadlineMs: cfg.startupTimeoutMs,
+        retryMs: t.retryPeriodMs,
+        verdict: (e) => verdictFor(e, 'lease-candidate', ctx),
+        onTendError: (e) => log.warn(`renewing the LeaseCandidate failed: ${e.message}`, { event: 'api-error' }),
+      },
+    );
+    if (!r.ok) {
+      log.error(r.message, { event: r.event });
+      cleanup();
+      dropWatchdog();
+      return r.status;
+    }
+    candidacy = r.candidacy;
+    log.info(
+      `registered LeaseCandidate ${namespace}/${cfg.identity} (binary ${r.spec.binaryVersion}, emulation ${r.spec.emulationVersion}): leading when the API server names it`,
+      {
+        event: 'candidate-registered',
+        binaryVersion: r.spec.binaryVersion,
+        emulationVersion: r.spec.emulationVersion,
+      },
+    );
+  }
+
   const supervisor = new Supervisor({
     renewDeadlineMs: t.renewDeadlineMs,
     shutdownGraceMs: cfg.shutdownGraceMs,
@@ -139,7 +171,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   let termUid: string | undefined;
   let termLease = lease;
   let termSlot: number | undefined;
-  const elector = new Campaign({ identity: cfg.identity, timing: t }, locks, clock, {
+  const elector = new Campaign({ identity: cfg.identity, timing: t, coordinated: !!cfg.coordinated }, locks, clock, {
     newLeader: (holder, slot) =>
       cfg.slots
         ? log.info(`new leader of ${locks[slot]!.description} elected: ${holder}`, { event: 'new-leader', holder, slot })
@@ -259,12 +291,16 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
             fencingToken: r.fencingToken,
           }),
         };
-        return void elector.release({ annotations: record, handoverTo: e.handoverTo }).then(async (released) => {
-          board.notLeading();
-          // The run ends next: this Event is the one worth its few milliseconds of waiting.
-          if (released) await events?.record(e.handoverTo ? `stopped leading (handed to ${e.handoverTo})` : 'stopped leading (released)', termUid);
-          dispatch({ type: 'released', released, recorded: released && !!record, handedTo: released ? e.handoverTo : undefined });
-        });
+        // Coordinated: withdraw first, or the controller names this candidate again at once
+        // and the next one waits for that record to expire.
+        return void (candidacy?.stop() ?? Promise.resolve())
+          .then(() => elector.release({ annotations: record, handoverTo: e.handoverTo }))
+          .then(async (released) => {
+            board.notLeading();
+            // The run ends next: this Event is the one worth its few milliseconds of waiting.
+            if (released) await events?.record(e.handoverTo ? `stopped leading (handed to ${e.handoverTo})` : 'stopped leading (released)', termUid);
+            dispatch({ type: 'released', released, recorded: released && !!record, handedTo: released ? e.handoverTo : undefined });
+          });
       }
       case 'abandon':
         elector.abandon();
@@ -324,6 +360,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
 
   void elector.run();
   const status = await finished;
+  await candidacy?.stop();
   for (const cancel of timers) cancel();
   for (const [s, h] of handlers) process.off(s, h);
   watchdog.disconnect();

@@ -36,7 +36,8 @@ const HELP = `Usage: leader-run check [options] [-- command]
 
 Checks what a run with these options needs, without campaigning: the flags and timing, the
 kubeconfig, and by SelfSubjectAccessReview each permission — get, create, update and watch
-on the Lease (with --slots N, on each of NAME-0 … NAME-(N-1)), create on events, and with
+on the Lease (with --slots N, on each of NAME-0 … NAME-(N-1)), create on events, with
+--coordinated get, create, update and delete on its LeaseCandidate, and with
 --leader-service get and update on the Pod and the Service. One line per check. Takes every option of a run (see leader-run --help) and its
 LEADER_RUN_* variables; the command is optional.
 
@@ -107,12 +108,23 @@ export async function check(argv: readonly string[], version: string, io: CheckI
   });
   const needs: Need[] = [
     ...names.map((n) => leases('get', n, true)),
-    leases('create', undefined, true),
+    // Coordinated: the API server's controller creates the Lease, never the candidate.
+    ...(cfg.coordinated ? [] : [leases('create', undefined, true)]),
     ...names.map((n) => leases('update', n, true)),
     ...names.map((n) => leases('watch', n, false, 'a follower polls the Lease every retry period instead of watching it')),
   ];
   if (cfg.events)
     needs.push({ verb: 'create', group: '', resource: 'events', namespace, required: false, without: 'no Events on the Lease (or pass --no-events)' });
+  if (cfg.coordinated)
+    for (const verb of ['get', 'create', 'update', 'delete'])
+      needs.push({
+        verb,
+        group: 'coordination.k8s.io',
+        resource: 'leasecandidates',
+        namespace,
+        ...(verb !== 'create' && { name: cfg.identity }),
+        required: true,
+      });
   if (cfg.routing) {
     const ns = cfg.routing.podNamespace ?? namespace;
     for (const [resource, name] of [

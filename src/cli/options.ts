@@ -9,6 +9,7 @@ import type { HttpAddr, RoutingConfig, RunConfig } from '../config.ts';
 import { formatDuration, parseDuration } from '../core/duration.ts';
 import { checkTiming, DEFAULT_TIMING, deriveTiming, TIMING_FLAGS, type Timing, type TimingField, timingMessage } from '../election/timing.ts';
 import type { ConfigField } from '../kube/config.ts';
+import { CANDIDATE_NAME, compareVersions, VERSION } from '../lease/lease-candidate.ts';
 import { defaultIdentity, LEASE_NAME } from '../lease/record.ts';
 import { addFlag, addLeaseFlags, envName, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
 
@@ -49,6 +50,9 @@ Examples:
 
   # In a Deployment: the Pod name (downward API) as identity
   LEADER_RUN_ID=$POD_NAME leader-run --lock-name scheduler -- ./scheduler
+
+  # Coordinated leader election (KEP-4355): the API server names the holder
+  leader-run --lock-name scheduler --coordinated --id "$POD_NAME" -- ./scheduler
 
   # Probes and Prometheus metrics on port 9090; a Service that always reaches the leader
   leader-run --lock-name api --http-addr :9090 --leader-service api-leader -- ./server
@@ -118,6 +122,17 @@ export function buildProgram(version: string): Command {
     'a semaphore: hold one of the n Leases NAME-0 … NAME-(n-1), so at most n children run at once across all candidates (LEADER_RUN_SLOT tells the child which)',
     'slots',
   );
+  opt(
+    '--coordinated',
+    "coordinated leader election (KEP-4355): register a LeaseCandidate and lead only when the API server's controller names this candidate",
+    'coordinated',
+  );
+  opt('--binary-version <X.Y.Z>', 'with --coordinated: the version this candidate runs (default: the API server’s)', 'binary-version');
+  opt(
+    '--emulation-version <X.Y.Z>',
+    'with --coordinated: the version it emulates, at most --binary-version; the oldest leads (default: the binary version)',
+    'emulation-version',
+  );
   opt('-n, --nonblock', 'try once: lead now or exit with --wait-timeout-exit-code (the same as --wait-timeout 0)', 'nonblock');
   opt('--wait-timeout-exit-code <n>', 'exit status when --wait-timeout passes', 'wait-timeout-exit-code', DEFAULT_WAIT_TIMEOUT_EXIT_CODE);
   opt(
@@ -144,6 +159,7 @@ export function buildProgram(version: string): Command {
   p.addOption(new Option('--no-shell', 'exec the command directly, whatever LEADER_RUN_SHELL says'));
   p.addOption(new Option('--no-verbose', 'no debug detail, whatever LEADER_RUN_VERBOSE says'));
   p.addOption(new Option('--no-quiet', 'log at info, whatever LEADER_RUN_QUIET says'));
+  p.addOption(new Option('--no-coordinated', 'no coordinated leader election, whatever LEADER_RUN_COORDINATED says'));
   p.addOption(new Option('--no-http-step-down', 'no POST /step-down, whatever LEADER_RUN_HTTP_STEP_DOWN says'));
   p.addOption(new Option('--no-events', 'record no Events on the Lease, whatever LEADER_RUN_EVENTS says'));
   return p;
@@ -247,6 +263,24 @@ function validate(p: Command): ParsedRun {
   const httpStepDown = bool('httpStepDown', 'http-step-down');
   if (httpStepDown && !http) throw new UsageError(`${where(p, 'http-step-down')} needs --http-addr: give the address to serve POST /step-down on`);
   const routing = leaderRouting(str('leaderService'), where(p, 'leader-service'), id);
+  const coordinated = bool('coordinated', 'coordinated');
+  const versions = { binaryVersion: str('binaryVersion'), emulationVersion: str('emulationVersion') };
+  for (const [key, flag] of [
+    ['binaryVersion', 'binary-version'],
+    ['emulationVersion', 'emulation-version'],
+  ] as const) {
+    const v = versions[key];
+    if (v === undefined) continue;
+    if (!coordinated) throw new UsageError(`${where(p, flag)} needs --coordinated`);
+    if (!VERSION.test(v)) throw new UsageError(`${where(p, flag)} ${JSON.stringify(v)} is not a version; write it as X.Y.Z, like 1.36.0`);
+  }
+  if (versions.binaryVersion && versions.emulationVersion && compareVersions(versions.emulationVersion, versions.binaryVersion) > 0)
+    throw new UsageError(
+      `${where(p, 'emulation-version')} ${versions.emulationVersion} is above ${where(p, 'binary-version')} ${versions.binaryVersion}: a binary cannot emulate a newer version`,
+    );
+  if (coordinated && id !== undefined && !CANDIDATE_NAME.test(id))
+    throw new UsageError(`${where(p, 'id')} ${JSON.stringify(id)} cannot name a LeaseCandidate (--coordinated): use letters, digits, '-', '.' and '_'`);
+  if (coordinated && routing) throw new UsageError(`--coordinated and ${where(p, 'leader-service')} do not go together yet`);
   const slotsText = str('slots');
   let slots: number | undefined;
   if (slotsText !== undefined) {
@@ -256,6 +290,7 @@ function validate(p: Command): ParsedRun {
     const last = `${lease.name}-${slots - 1}`;
     if (!LEASE_NAME.test(last)) throw new UsageError(`${where(p, 'slots')}: the Lease name ${last} is too long (at most 253 characters); shorten --lock-name`);
     if (routing) throw new UsageError(`${where(p, 'slots')} and ${where(p, 'leader-service')} do not go together: a Service points at one leader`);
+    if (coordinated) throw new UsageError(`${where(p, 'slots')} and --coordinated do not go together: the controller names one holder per Lease`);
     if (oncePerMs !== undefined)
       throw new UsageError(`${where(p, 'slots')} and ${where(p, 'once-per')} do not go together: each slot would run the window once; use one Lease`);
   }
@@ -272,6 +307,7 @@ function validate(p: Command): ParsedRun {
     shutdownGraceMs,
     minHoldMs,
     oncePerMs,
+    coordinated: coordinated ? versions : undefined,
     slots,
     stopSignal,
     forwardTo,

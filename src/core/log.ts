@@ -16,6 +16,7 @@ export type LogEvent =
   | 'new-lease-hold'
   | 'min-hold'
   | 'once-per-skip'
+  | 'candidate-registered'
   | 'step-down'
   | 'renewed'
   | 'renew-failed'

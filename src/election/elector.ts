@@ -45,7 +45,7 @@ import {
   deadlines,
   expiryAfterMs,
   followerRetryMs,
-  holdMs,
+  holdMs as holdMs_,
   recordDurationSeconds,
   renewAttemptMs,
   type Timing,
@@ -57,6 +57,10 @@ export interface ElectorConfig {
   readonly timing: Timing;
   /** For jitter; injected so tests are deterministic. */
   readonly random?: () => number;
+  /** Coordinated leader election (KEP-4355): the API server's controller names the holder.
+   *  The elector never creates or takes the Lease; it claims it only when the controller has
+   *  named it, and a preferredHolder other than itself asks it to step down. */
+  readonly coordinated?: boolean;
 }
 
 export type { LossReason, Term } from './term.ts';
@@ -365,6 +369,7 @@ export class Elector {
         return 0;
       }
     }
+    if (this.#cfg.coordinated) return this.#tryClaim(snap, now);
     const leftMs = snap ? expiryAfterMs(snap.spec.leaseDurationSeconds ?? undefined, t) - (now.mono - this.#observedAt) : 0;
     // A record the last leader wrote, once its tree was gone, to hand the Lease to us: as free
     // as its release would have been, for us alone.
@@ -392,6 +397,48 @@ export class Elector {
       return followerRetryMs(t, this.#random);
     }
   }
+
+  /**
+   * Coordinated: the controller names the holder (writing holderIdentity with a 5 s lease); we
+   * claim a record naming us with a write of our own — our term, anchored at its send time,
+   * with our lease duration and leaseTransitions + 1 (the controller never moves it, so the
+   * fencing token still grows). The controller judges the previous holder expired by the API
+   * server's wall clock against renewTime from that holder's clock, so it may name us while a
+   * skewed predecessor still leads: the term is held until the predecessor's last record,
+   * seen unchanged, would have expired by our own observation (at once after a release; a
+   * lease duration if we never saw one), as a follower would judge it.
+   */
+  async #tryClaim(snap: LeaseSnapshot | null, now: Instant): Promise<number> {
+    const t = this.#cfg.timing;
+    const holder = holderOf(snap);
+    if (!snap || holder !== this.#cfg.identity) {
+      if (snap && holder) {
+        const leftMs = expiryAfterMs(snap.spec.leaseDurationSeconds ?? undefined, t) - (now.mono - this.#observedAt);
+        this.#events.declined?.(holder, Math.max(0, Math.ceil(leftMs)), false);
+      }
+      return followerRetryMs(t, this.#random);
+    }
+    const spec = acquireSpec(snap, this.#cfg.identity, recordDurationSeconds(t), now.wall, this.#transitionsBefore(snap));
+    this.#pending.set(spec.renewTime ?? '', now);
+    const predecessor = this.#predecessor;
+    try {
+      const won = await this.#call((s) => this.#lock.update(snap, spec, s), this.#d.followerRequestMs);
+      this.#observe(won);
+      if (this.#state !== 'following' && this.#state !== 'stopped') return 0;
+      const holdMs = predecessor === undefined ? holdMs_(t, this.#longestSeenMs()) : predecessor === null ? 0 : Math.max(0, predecessor.until - now.mono);
+      this.#lead(won, now, false, Math.ceil(holdMs));
+      return 0;
+    } catch (e) {
+      if (e instanceof ApiError && e.kind === 'conflict') return LOST_RACE;
+      this.#report(e);
+      return followerRetryMs(t, this.#random);
+    }
+  }
+
+  /** Coordinated: the last record of another holder seen, and when (monotonic) the lease it
+   *  gave would have expired by our observation; null: the last was a release; undefined:
+   *  none seen yet. */
+  #predecessor: { until: number } | null | undefined = undefined;
 
   /** Whether `snap` is a Lease object that replaced one observed before, recently enough that
    *  the earlier one's leader may not have noticed the deletion yet: its last write came
@@ -431,6 +478,12 @@ export class Elector {
     }
     if (key !== this.#observedKey) {
       this.#observedKey = key;
+      if (snap && this.#cfg.coordinated && this.#state !== 'leading') {
+        const h = holderOf(snap);
+        if (isReleased(snap.spec)) this.#predecessor = null;
+        else if (h && h !== this.#cfg.identity)
+          this.#predecessor = { until: this.#clock.now().mono + expiryAfterMs(snap.spec.leaseDurationSeconds ?? undefined, this.#cfg.timing) };
+      }
       this.#observedAt = this.#clock.now().mono;
     }
     this.#observed = snap;
@@ -441,7 +494,7 @@ export class Elector {
 
   // ---- leading ---------------------------------------------------------------------
 
-  #lead(snap: LeaseSnapshot, anchor: Instant, newObject: boolean): void {
+  #lead(snap: LeaseSnapshot, anchor: Instant, newObject: boolean, coordinatedHoldMs?: number): void {
     // An answer that came too late leaves no lease worth starting on: let it expire.
     if (elapsedMs(anchor, this.#clock.now()) >= this.#cfg.timing.renewDeadlineMs) return;
     this.#state = 'leading';
@@ -456,7 +509,7 @@ export class Elector {
       identity: this.#cfg.identity,
       uid: snap.uid,
       fencingToken: transitionsOf(snap),
-      holdMs: newObject ? holdMs(this.#cfg.timing, this.#longestSeenMs()) : 0,
+      holdMs: coordinatedHoldMs ?? (newObject ? holdMs_(this.#cfg.timing, this.#longestSeenMs()) : 0),
     };
     this.#guard();
     if (this.#state === 'leading') this.#events.startedLeading(this.#term, anchor, snap);
@@ -557,7 +610,13 @@ export class Elector {
   /** A step-down request is an annotation: it arrives as a metadata-only change. */
   #checkStepDown(snap: LeaseSnapshot): void {
     if (this.#stepDownSaid || this.#state !== 'leading' || !this.#term) return;
-    const request = stepDownRequestOf(snap, this.#cfg.identity, this.#term.fencingToken);
+    // Coordinated: the controller marks a better candidate as preferredHolder and waits for
+    // us to let go — a step-down, to no one in particular (it names the next holder itself).
+    const preferred = this.#cfg.coordinated ? (snap.spec.preferredHolder ?? '') : '';
+    const request =
+      preferred && preferred !== this.#cfg.identity
+        ? { holder: this.#cfg.identity, transitions: this.#term.fencingToken, to: undefined }
+        : stepDownRequestOf(snap, this.#cfg.identity, this.#term.fencingToken);
     if (!request) return;
     this.#stepDownSaid = true;
     this.#events.stepDownRequested?.(request.to);

@@ -10,7 +10,7 @@ import type { LogEvent } from '../core/log.ts';
 import type { ApiError } from '../kube/errors.ts';
 import type { Fatal } from './events.ts';
 
-export type Operation = 'lease' | 'pod-label' | 'service-route' | 'status-read';
+export type Operation = 'lease' | 'lease-candidate' | 'pod-label' | 'service-route' | 'status-read';
 
 export type Verdict = { readonly retry: true } | ({ readonly retry: false } & Fatal);
 
@@ -70,6 +70,24 @@ export function verdictFor(e: ApiError, op: Operation, ctx: FailureContext): Ver
         `namespace ${ctx.namespace}${ctx.namespaceFrom} does not exist; create it (kubectl create namespace ${ctx.namespace}) or pass ${ctx.namespaceOption} with an existing one`,
       );
     if (e.kind === 'invalid') return fatal(ExitStatus.config, 'config-invalid', e.message);
+    return { retry: true };
+  }
+  if (op === 'lease-candidate') {
+    if (e.kind === 'forbidden')
+      return fatal(
+        ExitStatus.noperm,
+        'forbidden',
+        `${e.message}; --coordinated needs get, create, update and delete on leasecandidates (coordination.k8s.io) in namespace ${ctx.namespace} — see examples/rbac.yaml`,
+      );
+    if (e.kind === 'not-found')
+      return fatal(
+        ExitStatus.config,
+        'config-invalid',
+        `${e.message}; LeaseCandidates are not served in namespace ${ctx.namespace}: the namespace does not exist, or the API server has coordinated leader election off ` +
+          '(kube-apiserver --feature-gates=CoordinatedLeaderElection=true --runtime-config=coordination.k8s.io/v1beta1=true); leave out --coordinated there',
+      );
+    if (e.kind === 'invalid')
+      return fatal(ExitStatus.config, 'config-invalid', `${e.message}; check --binary-version and --emulation-version (X.Y.Z, emulation ≤ binary)`);
     return { retry: true };
   }
   // Leader routing: the Pod (label) and the Service (selector).

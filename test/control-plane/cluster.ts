@@ -567,6 +567,10 @@ export async function startCluster(opts: StartOptions = {}): Promise<Cluster> {
         // Its default is deprecated and warns at every start.
         '--service-cluster-ip-range=10.0.0.0/24',
         '--profiling=false',
+        // Coordinated leader election (KEP-4355, Beta and off by default in 1.36): the
+        // LeaseCandidate API and the controller that names a Lease's holder, for --coordinated.
+        '--feature-gates=CoordinatedLeaderElection=true',
+        '--runtime-config=coordination.k8s.io/v1beta1=true',
       ];
       const t = performance.now();
       apiserver = spawnServer(path.join(binDir, 'kube-apiserver'), apiserverArgs, logs.apiserver, detached);
@@ -800,6 +804,8 @@ export interface PeerOptions {
   /** Append start/beat lines to this ledger while leading, under `ledgerName`. */
   ledger?: string;
   ledgerName?: string;
+  /** Coordinated leader election: a LeaseCandidate with these versions (X.Y.Z). */
+  coordinated?: { binaryVersion: string; emulationVersion?: string };
   env?: NodeJS.ProcessEnv;
 }
 
@@ -825,6 +831,13 @@ export class LeaderPeer {
       `--retry-period=${opts.retryPeriod ?? '500ms'}`,
       ...(opts.userAgent ? [`--user-agent=${opts.userAgent}`] : []),
       ...(opts.ledger ? [`--ledger=${opts.ledger}`, `--ledger-name=${opts.ledgerName ?? opts.id}`] : []),
+      ...(opts.coordinated
+        ? [
+            '--coordinated',
+            `--binary-version=${opts.coordinated.binaryVersion}`,
+            `--emulation-version=${opts.coordinated.emulationVersion ?? opts.coordinated.binaryVersion}`,
+          ]
+        : []),
     ];
     this.proc = spawnGuarded(path.join(binDir, 'leader-peer'), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     this.proc.stderr!.setEncoding('utf8').on('data', (s: string) => {

@@ -96,6 +96,27 @@ describe('leader-run check', () => {
     assert.ok(three.lines.some((l) => l.startsWith(`fail  may not update leases.coordination.k8s.io/${name}-2 `)));
   });
 
+  it('--coordinated: its LeaseCandidate, and no create on leases (the controller creates the Lease)', async () => {
+    const info = await sharedCluster();
+    const leasesOnly = await serviceAccountKubeconfig(info, 'lr-check-leases', [LEASES]);
+    const r = check(['--kubeconfig', leasesOnly, '--lock-name', uniqueName('check'), '--coordinated', '--id', 'cand-1', '--no-events']);
+    assert.equal(r.status, 77, r.lines.join('\n'));
+    for (const what of [
+      'get leasecandidates.coordination.k8s.io/cand-1',
+      'create leasecandidates.coordination.k8s.io ',
+      'update leasecandidates',
+      'delete leasecandidates',
+    ])
+      assert.ok(
+        r.lines.some((l) => l.startsWith(`fail  may not ${what}`)),
+        what,
+      );
+    assert.ok(!r.lines.some((l) => /create leases/.test(l)));
+    const asWritten = await serviceAccountKubeconfig(info, 'lr-check-example', EXAMPLE_RULES);
+    const ok = check(['--kubeconfig', asWritten, '--lock-name', 'nightly-report', '--coordinated', '--id', 'cand-1']);
+    assert.equal(ok.status, 0, ok.lines.join('\n'));
+  });
+
   it('--leader-service: get and update on the Pod and the Service', async () => {
     const info = await sharedCluster();
     const leasesOnly = await serviceAccountKubeconfig(info, 'lr-check-leases', [LEASES]);

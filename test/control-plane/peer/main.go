@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -94,6 +95,9 @@ func main() {
 	userAgent := flag.String("user-agent", "", "HTTP user agent (lets the apiserver's metrics tell candidates apart)")
 	ledgerPath := flag.String("ledger", "", "append start/beat lines to this file while leading (the tests' ledger)")
 	ledgerName := flag.String("ledger-name", "", "the name on the ledger lines (default: the id)")
+	coordinated := flag.Bool("coordinated", false, "coordinated leader election (KEP-4355): register a LeaseCandidate named by --id")
+	binaryVersion := flag.String("binary-version", "1.36.0", "with --coordinated: the candidate's binary version")
+	emulationVersion := flag.String("emulation-version", "", "with --coordinated: the candidate's emulation version (default: the binary version)")
 	flag.Parse()
 	if *id == "" || *lockName == "" {
 		fmt.Fprintln(os.Stderr, "leader-peer: --id and --lock-name are required")
@@ -138,9 +142,22 @@ func main() {
 		Client:     client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: *id},
 	}
+	if *coordinated {
+		if *emulationVersion == "" {
+			*emulationVersion = *binaryVersion
+		}
+		// As kube-scheduler does: the candidate is named by the lock identity.
+		candidate, _, err := leaderelection.NewCandidate(client, *lockNamespace, *id, *lockName, *binaryVersion, *emulationVersion, coordinationv1.OldestEmulationVersion)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "leader-peer: candidate:", err)
+			os.Exit(70)
+		}
+		go candidate.Run(ctx)
+	}
 	emit("campaigning", map[string]any{"id": *id})
 	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
 		Lock:            lock,
+		Coordinated:     *coordinated,
 		ReleaseOnCancel: true,
 		LeaseDuration:   *leaseDuration,
 		RenewDeadline:   *renewDeadline,

@@ -603,3 +603,72 @@ describe('the new-Lease hold, bounded', () => {
     assert.ok(a.lost[0]?.reason === 'deleted' || a.lost[0]?.reason === 'recreated');
   });
 });
+
+describe('elector: --coordinated', () => {
+  function coordinated(store: MemoryStore, clock: FakeClock, identity: string) {
+    const p = { started: [] as Array<{ term: Term; at: number }>, stepDowns: 0, elector: undefined as unknown as Elector };
+    p.elector = new Elector({ identity, timing, random: () => 0, coordinated: true }, store.lockFor(identity), clock, {
+      startedLeading: (term) => p.started.push({ term, at: clock.mono }),
+      stoppedLeading: () => {},
+      stepDownRequested: () => p.stepDowns++,
+    });
+    void p.elector.run();
+    return p;
+  }
+
+  it('never creates the Lease, nor takes a free or expired one', async () => {
+    const { clock, store } = setup();
+    const c = coordinated(store, clock, 'c');
+    await clock.advance(10_000);
+    assert.equal(store.snapshot(), null, 'not created');
+    store.create({ holderIdentity: '', leaseDurationSeconds: 1 }, 'someone');
+    await clock.advance(30_000);
+    assert.equal(store.obj?.spec.holderIdentity, '', 'a free Lease is not taken');
+    assert.deepEqual(c.started, []);
+  });
+
+  it('claims a record the controller wrote naming it: its own duration, transitions + 1; at once after a release', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 4, strategy: 'OldestEmulationVersion' }, 'old');
+    const c = coordinated(store, clock, 'c');
+    await clock.advance(100);
+    store.overwrite({ holderIdentity: 'c', leaseDurationSeconds: 5, renewTime: 'controller' });
+    await clock.advance(100);
+    assert.equal(c.started.length, 1);
+    assert.equal(c.started[0]?.term.fencingToken, 5, 'leaseTransitions moves, so the token grows');
+    assert.equal(c.started[0]?.term.holdMs, 0, 'the last record seen was a release');
+    assert.equal(store.obj?.spec.leaseDurationSeconds, 15);
+    assert.equal(store.obj?.spec.strategy, 'OldestEmulationVersion', 'kept');
+  });
+
+  it('named while the predecessor’s record is fresh: held until that record, seen unchanged, expires', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: 'old', leaseDurationSeconds: 15, renewTime: 'r1' }, 'old');
+    const c = coordinated(store, clock, 'c');
+    await clock.advance(3_000);
+    store.overwrite({ renewTime: 'r2' }); // old renews, seen at 3 s
+    await clock.advance(1_000);
+    store.overwrite({ holderIdentity: 'c', leaseDurationSeconds: 5, renewTime: 'controller' }); // at 4 s
+    await clock.advance(100);
+    const hold = c.started[0]?.term.holdMs ?? 0;
+    assert.ok(hold >= 15_000 - 1_000 - 100 && hold <= 15_000, `held ${hold} ms: until 3 s + D, not from the controller's word`);
+  });
+
+  it('a preferredHolder other than itself asks it to step down, once', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: '', leaseDurationSeconds: 1 }, 'old');
+    const c = coordinated(store, clock, 'c');
+    await clock.advance(100);
+    store.overwrite({ holderIdentity: 'c', leaseDurationSeconds: 5, renewTime: 'controller' });
+    await clock.advance(100);
+    store.overwrite({ preferredHolder: 'c' });
+    await clock.advance(5_000);
+    assert.equal(c.stepDowns, 0, 'itself preferred: nothing');
+    store.overwrite({ preferredHolder: 'better' });
+    await clock.advance(5_000);
+    store.label('again', 'x');
+    await clock.advance(5_000);
+    assert.equal(c.stepDowns, 1);
+    assert.equal(c.elector.leading, true, 'the run decides; the elector only says so');
+  });
+});

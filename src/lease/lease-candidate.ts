@@ -54,7 +54,6 @@ export class LeaseCandidate {
   readonly #namespace: string;
   readonly #name: string;
   readonly #spec: CandidateSpec;
-  #current: CandidateObject | null = null;
   #renewedAt = Number.NEGATIVE_INFINITY;
 
   constructor(client: KubeClient, namespace: string, name: string, spec: CandidateSpec) {
@@ -80,7 +79,7 @@ export class LeaseCandidate {
   async register(signal: AbortSignal, wallMs: number): Promise<void> {
     const spec = { ...this.#spec, strategy: STRATEGY, renewTime: microTime(wallMs) };
     try {
-      this.#current = await this.#client.request<CandidateObject>({
+      await this.#client.request<CandidateObject>({
         method: 'POST',
         path: this.#path(),
         body: { apiVersion: 'coordination.k8s.io/v1beta1', kind: 'LeaseCandidate', metadata: { name: this.#name, namespace: this.#namespace }, spec },
@@ -91,7 +90,7 @@ export class LeaseCandidate {
       if (!(e instanceof ApiError && e.kind === 'conflict')) throw e;
       // One left by an earlier run of this identity: take it over with our versions.
       const old = await this.#client.request<CandidateObject>({ method: 'GET', path: this.#path(this.#name), signal, call: this.#call('get') });
-      this.#current = await this.#put({ ...old, spec: { ...old.spec, ...spec } }, signal);
+      await this.#put({ ...old, spec: { ...old.spec, ...spec } }, signal);
     }
     this.#renewedAt = wallMs;
   }
@@ -100,12 +99,11 @@ export class LeaseCandidate {
    *  Resolves true if it renewed. */
   async tend(signal: AbortSignal, wallMs: number): Promise<boolean> {
     const now = await this.#client.request<CandidateObject>({ method: 'GET', path: this.#path(this.#name), signal, call: this.#call('get') });
-    this.#current = now;
     const ping = Date.parse(now.spec?.pingTime ?? '');
     const renew = Date.parse(now.spec?.renewTime ?? '');
     const pinged = Number.isFinite(ping) && (!Number.isFinite(renew) || ping > renew);
     if (!pinged && wallMs - this.#renewedAt < RENEW_EVERY_MS) return false;
-    this.#current = await this.#put({ ...now, spec: { ...now.spec, renewTime: microTime(wallMs) } }, signal);
+    await this.#put({ ...now, spec: { ...now.spec, renewTime: microTime(wallMs) } }, signal);
     this.#renewedAt = wallMs;
     return true;
   }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { sharedCluster } from '../support/cluster.ts';
 import { alive, BIN, candidates, FAST, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
-import { watchdogOf } from '../support/procs.ts';
+import { statFields, watchdogOf } from '../support/procs.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -141,8 +141,13 @@ describe('new-user findings', () => {
         '-c',
         script,
       ]);
-      await until(() => fs.existsSync(path.join(dir, 'helper')), 10_000, 'the helper');
-      const helper = Number(fs.readFileSync(path.join(dir, 'helper'), 'utf8'));
+      // The file exists before echo has written to it: wait for the whole line.
+      const pidFile = path.join(dir, 'helper');
+      await until(() => fs.existsSync(pidFile) && /^\d+\n$/.test(fs.readFileSync(pidFile, 'utf8')), 10_000, 'the helper');
+      const helper = Number(fs.readFileSync(pidFile, 'utf8'));
+      // $! is known right after the fork: wait until setsid has really moved it out (its
+      // session is its own pid), or a busy host hangs it up while still in the group.
+      await until(() => statFields(helper)?.[3] === String(helper), 5_000, 'the helper in a session of its own');
       lr.signal('SIGHUP');
       await until(() => fs.existsSync(path.join(dir, 'got')), 5_000, 'the trapped SIGHUP');
       await sleep(200);

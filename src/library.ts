@@ -11,9 +11,9 @@
  * What it guarantees: the work is told to stop (the term's signal aborts) when the term ends,
  * and the Lease is released only once the work has settled — the promise a started-leading
  * listener returned — and never while it may still run: work that does not settle within
- * `stopTimeoutMs` is not released over; the Lease is left to expire. A stop keeps the Lease
- * renewed while the work drains; a lost term cannot be renewed, so the work must stop within
- * the lease's remaining D − R. `leading` is true only while work may run (after the new-Lease
+ * `stopTimeoutMs` is not released over; the Lease is left to expire. A stop — stop(), or a
+ * `leader-run step-down` naming this term — keeps the Lease renewed while the work drains; a
+ * lost term cannot be renewed, so the work must stop within the lease's remaining D − R. `leading` is true only while work may run (after the new-Lease
  * hold), and `term.validForMs()` says how long the lease is certainly still ours.
  *
  * What only the CLI can guarantee: its child runs under a watchdog that kills it by the lease
@@ -73,7 +73,9 @@ export interface LeadingEvent {
   signal: TermSignal;
 }
 
-export type StopReason = LossReason | 'stopped';
+/** `step-down`: `leader-run step-down` asked this term to hand over (a planned end: the
+ *  work drains while the Lease is renewed, then it is released — or handed to `--to`). */
+export type StopReason = LossReason | 'stopped' | 'step-down';
 
 export interface LeaderElectionEvents {
   /** The term begins. A listener may return a promise: the term's work, which the election
@@ -199,6 +201,7 @@ export class LeaderElection {
       newLeader: (holder) => le.#emit('new-leader', { holder }),
       startedLeading: (term) => le.#startedLeading(term),
       stoppedLeading: (reason) => void le.#endTerm(reason),
+      stepDownRequested: (to) => void le.#stepDown(to),
       renewFailed: (e) => le.#error(e),
       campaignError: (e) => le.#campaignError(e),
       answered: () => le.#startup.answered(),
@@ -264,6 +267,13 @@ export class LeaderElection {
     await this.#done.catch(() => {});
   }
 
+  /** `leader-run step-down`: as stop(), but handing the Lease to `to` when it names one. */
+  async #stepDown(to: string | undefined): Promise<void> {
+    if (this.#over || this.#leaving) return;
+    this.#leaving = true;
+    await this.#endTerm('step-down', to);
+  }
+
   #watchStartup(): void {
     const timer = setTimeout(() => {
       const fatal = this.#startup.expired(this.#client.server.origin);
@@ -292,7 +302,7 @@ export class LeaderElection {
 
   /** Ends the term: the work is told to stop, given time to settle, then the Lease is
    *  released — or, if the work did not settle, left to expire. */
-  #endTerm(reason: StopReason): Promise<void> {
+  #endTerm(reason: StopReason, handoverTo?: string): Promise<void> {
     this.#ending ??= (async () => {
       this.#cancelHold?.();
       this.#cancelHold = null;
@@ -302,7 +312,7 @@ export class LeaderElection {
         ? await Promise.race([term.work.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), this.#stopTimeoutMs).unref())])
         : true;
       let released = false;
-      if (settled) released = await this.#elector.release();
+      if (settled) released = await this.#elector.release({ handoverTo });
       else {
         this.#elector.abandon();
         this.#emit('warning', {

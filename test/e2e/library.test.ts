@@ -1,13 +1,13 @@
 /** The library API, imported as users import it (the package's own name → dist/). */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { LeaderElection as LeaderElectionType } from '../../src/index.ts';
 import { type ClusterInfo, readLease, sharedCluster, spawnGuarded, updateLease } from '../support/cluster.ts';
-import { candidates, FAST, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
+import { BIN, candidates, FAST, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -115,6 +115,31 @@ describe('library: drain before release (the safety audit’s F6)', () => {
     assert.deepEqual(overlaps(readLedger(ledger)), []);
     b.signal('SIGTERM');
     await b.exitCode();
+  });
+
+  it('leader-run step-down --to: the library leader’s work drains, then the Lease goes to that candidate', async (t) => {
+    const info = await sharedCluster();
+    const name = uniqueName('lib-step-down');
+    const ledger = path.join(tempDir(), 'ledger');
+    const a = lib(t, info, name, ledger, 'lib-a', 1000);
+    await started(ledger, 1);
+    const lr = candidates(t);
+    const base = ['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, ...FAST];
+    const b = lr.start([...base, '--id', 'b', ...workerCmd(ledger)]);
+    const c = lr.start([...base, '--id', 'c', ...workerCmd(ledger)]);
+    await Promise.all([b.waitFor('new-leader'), c.waitFor('new-leader')]);
+    const r = spawnSync(process.execPath, [BIN, 'step-down', '--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--to', 'c'], {
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(await a.exited, 0);
+    const stopped = a.has('stopped-leading') as { reason?: string; released?: boolean } | undefined;
+    assert.deepEqual([stopped?.reason, stopped?.released], ['step-down', true]);
+    assert.ok(a.has('aborted'), 'the work was told');
+    await c.waitFor('child-started');
+    await sleep(200);
+    assert.deepEqual(overlaps(readLedger(ledger)), [], 'the work had drained first');
+    assert.ok(!b.has('started-leading'));
   });
 
   it('two library processes: the second leads only after the first one’s work is done', async (t) => {

@@ -45,7 +45,7 @@ import {
   deadlines,
   expiryAfterMs,
   followerRetryMs,
-  holdMs as holdMs_,
+  holdMs,
   recordDurationSeconds,
   renewAttemptMs,
   type Timing,
@@ -420,13 +420,10 @@ export class Elector {
     }
     const spec = acquireSpec(snap, this.#cfg.identity, recordDurationSeconds(t), now.wall, this.#transitionsBefore(snap));
     this.#pending.set(spec.renewTime ?? '', now);
-    const predecessor = this.#predecessor;
     try {
       const won = await this.#call((s) => this.#lock.update(snap, spec, s), this.#d.followerRequestMs);
       this.#observe(won);
-      if (this.#state !== 'following' && this.#state !== 'stopped') return 0;
-      const holdMs = predecessor === undefined ? holdMs_(t, this.#longestSeenMs()) : predecessor === null ? 0 : Math.max(0, predecessor.until - now.mono);
-      this.#lead(won, now, false, Math.ceil(holdMs));
+      if (this.#state === 'following' || this.#state === 'stopped') this.#lead(won, now, false);
       return 0;
     } catch (e) {
       if (e instanceof ApiError && e.kind === 'conflict') return LOST_RACE;
@@ -494,7 +491,9 @@ export class Elector {
 
   // ---- leading ---------------------------------------------------------------------
 
-  #lead(snap: LeaseSnapshot, anchor: Instant, newObject: boolean, coordinatedHoldMs?: number): void {
+  /** `fresh`: a Lease object new to us, one that replaced another, or a free record no
+   *  release wrote (see #holdMs). */
+  #lead(snap: LeaseSnapshot, anchor: Instant, fresh: boolean): void {
     // An answer that came too late leaves no lease worth starting on: let it expire.
     if (elapsedMs(anchor, this.#clock.now()) >= this.#cfg.timing.renewDeadlineMs) return;
     this.#state = 'leading';
@@ -509,10 +508,22 @@ export class Elector {
       identity: this.#cfg.identity,
       uid: snap.uid,
       fencingToken: transitionsOf(snap),
-      holdMs: coordinatedHoldMs ?? (newObject ? holdMs_(this.#cfg.timing, this.#longestSeenMs()) : 0),
+      holdMs: this.#holdMs(fresh, anchor),
     };
     this.#guard();
     if (this.#state === 'leading') this.#events.startedLeading(this.#term, anchor, snap);
+  }
+
+  /** How long after `anchor` the term's work must wait. Coordinated, the controller's word is
+   *  not enough (see #tryClaim): until the predecessor's last record, seen unchanged, expires;
+   *  0 after a release; a new-Lease hold if none was seen. Otherwise the new-Lease hold for a
+   *  `fresh` term, 0 for any other. Every way to a term — a write that won, or one of ours whose
+   *  answer was lost — comes through here. */
+  #holdMs(fresh: boolean, anchor: Instant): number {
+    const newLease = holdMs(this.#cfg.timing, this.#longestSeenMs());
+    if (!this.#cfg.coordinated) return fresh ? newLease : 0;
+    const p = this.#predecessor;
+    return p === undefined ? newLease : p === null ? 0 : Math.max(0, Math.ceil(p.until - anchor.mono));
   }
 
   /** The timer that ends leadership at anchor + R, whatever the requests are doing. */

@@ -654,6 +654,28 @@ describe('elector: --coordinated', () => {
     assert.ok(hold >= 15_000 - 1_000 - 100 && hold <= 15_000, `held ${hold} ms: until 3 s + D, not from the controller's word`);
   });
 
+  it('a claim whose answer was lost, found landed: still held for the predecessor', async () => {
+    const { clock, store } = setup();
+    store.create({ holderIdentity: 'old', leaseDurationSeconds: 15, renewTime: 'r1' }, 'old');
+    const lock = store.lockFor('c');
+    const started: Term[] = [];
+    const c = new Elector({ identity: 'c', timing, random: () => 0, coordinated: true }, lock, clock, {
+      startedLeading: (term) => started.push(term),
+      stoppedLeading: () => {},
+    });
+    void c.run();
+    await clock.advance(3_000);
+    store.overwrite({ renewTime: 'r2' }); // old renews, seen at 3 s
+    await clock.advance(1_000);
+    lock.mode = 'drop-reply'; // the claim lands; its answer never comes
+    store.overwrite({ holderIdentity: 'c', leaseDurationSeconds: 5, renewTime: 'controller' });
+    await clock.advance(50);
+    lock.mode = 'ok';
+    await clock.advance(8_000);
+    assert.equal(started.length, 1, 'it found its own claim and leads');
+    assert.ok((started[0]?.holdMs ?? 0) >= 10_000, `held ${started[0]?.holdMs} ms for the predecessor seen at 3 s`);
+  });
+
   it('a preferredHolder other than itself asks it to step down, once', async () => {
     const { clock, store } = setup();
     store.create({ holderIdentity: '', leaseDurationSeconds: 1 }, 'old');

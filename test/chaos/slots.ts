@@ -14,7 +14,7 @@ import path from 'node:path';
 import { STEP_DOWN_ANNOTATION, stepDownValue } from '../../src/lease/record.ts';
 import { apiRequest, type Cluster, FaultProxy, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
 import { FAST, LeaderRun, workerCmd } from '../support/leader-run.ts';
-import { childrenOf, cmdline, monoNow, stillAlive } from '../support/procs.ts';
+import { childrenOf, cmdline, monoNow, procStart, stillAlive } from '../support/procs.ts';
 import { markedProcesses, treeOf } from './chaos.ts';
 import { LedgerTail, type Life } from './ledger.ts';
 import { Rng } from './rng.ts';
@@ -55,7 +55,8 @@ interface Candidate {
   kubeconfig: string;
   gen: number;
   lr: LeaderRun | undefined;
-  watchdog: number | undefined;
+  /** Its watchdog, with its start time: a pid alone may have been reused since. */
+  watchdog: { pid: number; start: string | undefined } | undefined;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -97,7 +98,10 @@ export async function runSlotChaos(opts: SlotChaosOptions): Promise<SlotChaosRes
     c.lr = lr;
     c.watchdog = undefined;
     void lr.waitFor('campaigning', 60_000).then(
-      () => (c.watchdog = childrenOf(lr.pid).find((p) => /leader-run-watchdog|watchdog\.[jt]s/.test(cmdline(p)))),
+      () => {
+        const pid = childrenOf(lr.pid).find((p) => /leader-run-watchdog|watchdog\.[jt]s/.test(cmdline(p)));
+        c.watchdog = pid === undefined ? undefined : { pid, start: procStart(pid) };
+      },
       () => {},
     );
     void lr.exited.then((e) => {
@@ -155,7 +159,7 @@ export async function runSlotChaos(opts: SlotChaosOptions): Promise<SlotChaosRes
         await sleep(R_MS + 1500);
         return lr.signal('SIGCONT');
       case 'watchdog-kill':
-        if (c.watchdog) process.kill(c.watchdog, 'SIGKILL');
+        if (c.watchdog && stillAlive(c.watchdog.pid, c.watchdog.start)) process.kill(c.watchdog.pid, 'SIGKILL');
         return;
       case 'blackhole':
         c.proxy.setMode('blackhole');

@@ -147,10 +147,14 @@ function installExitHandlers(): void {
 // handler can catch, and then removes the optional directory $2 once the
 // program is gone. Its stdio is /dev/null so it never holds a pipe open.
 const GUARD =
+  // The guarded process is known by its pid *and* its start time (field 22 of its stat; it
+  // survives the exec): pids wrap within a run on a busy host (pid_max is often 32768), and
+  // a guard that signalled a reused pid would SIGKILL an unrelated process — a test file's.
   // The test process may not be signallable by us (we run as another user): /proc tells.
-  'p=$1; d=$2; shift 2; (while kill -0 $$ 2>/dev/null; do ' +
-  'if ! kill -0 "$p" 2>/dev/null && [ ! -e "/proc/$p" ]; then kill -KILL $$ 2>/dev/null; ' +
-  'if [ -n "$d" ]; then i=0; while kill -0 $$ 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; rm -rf "$d"; fi; ' +
+  'p=$1; d=$2; shift 2; st() { sed "s/.*) //" /proc/$$/stat 2>/dev/null | cut -d" " -f20; }; s0=$(st); ' +
+  '(ours() { [ -n "$s0" ] && [ "$(st)" = "$s0" ]; }; while ours; do ' +
+  'if ! kill -0 "$p" 2>/dev/null && [ ! -e "/proc/$p" ]; then ours && kill -KILL $$ 2>/dev/null; ' +
+  'if [ -n "$d" ]; then i=0; while ours && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; rm -rf "$d"; fi; ' +
   'exit 0; fi; sleep 1; done) </dev/null >/dev/null 2>&1 & exec "$@"';
 
 /**

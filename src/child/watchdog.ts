@@ -82,7 +82,9 @@ function onMessage(m: ToWatchdog): void {
     case 'signal':
       if (tree && !gone) {
         if (m.target === 'session') tree.signal(m.signal);
-        else if (tree.sid !== null) signalOne(m.target === 'group' ? -tree.sid : tree.sid, m.signal);
+        // Once reaped, the child's pid is free for another process (or thread) to take.
+        else if (m.target === 'group' && tree.sid !== null) signalOne(-tree.sid, m.signal);
+        else if (!exited && tree.sid !== null) signalOne(tree.sid, m.signal);
       }
       return;
     case 'stop':

@@ -16,7 +16,7 @@ import type { Cluster, ClusterInfo, PeerEvent } from '../support/cluster.ts';
 import { apiRequest, FaultProxy, LeaderPeer, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
 import { BIN, FAST, LeaderRun, type LogRecord, workerCmd } from '../support/leader-run.ts';
 import { nativeFixture } from '../support/native.ts';
-import { childrenOf, cmdline, monoNow, parentOf, procStart, stillAlive } from '../support/procs.ts';
+import { childrenOf, cmdline, type KnownProcess, known, monoNow, parentOf, signalKnown, stillAlive } from '../support/procs.ts';
 import { formatLeaseEvent, LeaseWatch } from './lease-watch.ts';
 import { LedgerTail, type Life, type Overlap } from './ledger.ts';
 import { Rng } from './rng.ts';
@@ -207,7 +207,7 @@ interface Incarnation {
   name: string;
   lr: Candidate;
   log: string;
-  watchdog: { pid: number; start: string | undefined } | undefined;
+  watchdog: KnownProcess | undefined;
   exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** Signals we sent it, so an exit by our SIGKILL is expected. */
   sent: Set<string>;
@@ -367,7 +367,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       () => {
         // The watchdog is forked before leader-run says it is campaigning.
         const wd = slot.peer ? undefined : childrenOf(lr.pid).find((p) => /leader-run-watchdog|watchdog\.[jt]s/.test(cmdline(p)));
-        if (wd) inc.watchdog = { pid: wd, start: procStart(wd) };
+        if (wd) inc.watchdog = known(wd);
       },
       () => {},
     );
@@ -399,7 +399,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   function signalWatchdog(inc: Incarnation, sig: NodeJS.Signals): void {
     const wd = inc.watchdog;
     event(`${sig} -> watchdog of ${inc.name} pid ${wd?.pid}`);
-    if (wd && stillAlive(wd.pid, wd.start)) process.kill(wd.pid, sig);
+    signalKnown(wd, sig);
   }
 
   // ---- observing -------------------------------------------------------------------

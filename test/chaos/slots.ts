@@ -14,7 +14,7 @@ import path from 'node:path';
 import { STEP_DOWN_ANNOTATION, stepDownValue } from '../../src/lease/record.ts';
 import { apiRequest, type Cluster, FaultProxy, startCluster, target, writeKubeconfig } from '../support/cluster.ts';
 import { FAST, LeaderRun, workerCmd } from '../support/leader-run.ts';
-import { childrenOf, cmdline, monoNow, procStart, stillAlive } from '../support/procs.ts';
+import { childrenOf, cmdline, type KnownProcess, known, monoNow, signalKnown, stillAlive } from '../support/procs.ts';
 import { markedProcesses, treeOf } from './chaos.ts';
 import { LedgerTail, type Life } from './ledger.ts';
 import { Rng } from './rng.ts';
@@ -56,7 +56,7 @@ interface Candidate {
   gen: number;
   lr: LeaderRun | undefined;
   /** Its watchdog, with its start time: a pid alone may have been reused since. */
-  watchdog: { pid: number; start: string | undefined } | undefined;
+  watchdog: KnownProcess | undefined;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -100,7 +100,7 @@ export async function runSlotChaos(opts: SlotChaosOptions): Promise<SlotChaosRes
     void lr.waitFor('campaigning', 60_000).then(
       () => {
         const pid = childrenOf(lr.pid).find((p) => /leader-run-watchdog|watchdog\.[jt]s/.test(cmdline(p)));
-        c.watchdog = pid === undefined ? undefined : { pid, start: procStart(pid) };
+        c.watchdog = pid === undefined ? undefined : known(pid);
       },
       () => {},
     );
@@ -159,7 +159,7 @@ export async function runSlotChaos(opts: SlotChaosOptions): Promise<SlotChaosRes
         await sleep(R_MS + 1500);
         return lr.signal('SIGCONT');
       case 'watchdog-kill':
-        if (c.watchdog && stillAlive(c.watchdog.pid, c.watchdog.start)) process.kill(c.watchdog.pid, 'SIGKILL');
+        signalKnown(c.watchdog, 'SIGKILL');
         return;
       case 'blackhole':
         c.proxy.setMode('blackhole');

@@ -3,10 +3,12 @@
  * before anyone else can lead, whatever happens to the network, the Lease or leader-run.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { apiRequest, type ClusterInfo, FaultProxy, leasePath, readLease, sharedCluster, target, updateLease, writeKubeconfig } from '../support/cluster.ts';
 import { alive, FAST, FAST_D_MS, LeaderRun, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
+import { childrenOf, known, signalKnown, statFields } from '../support/procs.ts';
 
 const R_MS = 2000;
 const G_MS = 500;
@@ -280,37 +282,12 @@ describe('as PID 1 of a PID namespace (a container without an init)', () => {
     cleanup.push(() => u.kill('SIGKILL'));
     await started(ledger, 1);
     await new Promise((r) => setTimeout(r, 1000));
-    const { readFileSync, readdirSync } = await import('node:fs');
-    const stat = (pid: number) => {
-      const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
-      return s.slice(s.lastIndexOf(')') + 2).split(' ');
-    };
-    const childrenOf = (ppid: number) =>
-      readdirSync('/proc')
-        .filter((d) => /^\d+$/.test(d))
-        .map(Number)
-        .filter((p) => {
-          try {
-            return Number(stat(p)[1]) === ppid;
-          } catch {
-            return false;
-          }
-        });
     // The namespace's PID 1, as seen from here: the child of unshare whose inner pid is 1.
     const init = childrenOf(u.pid!).find((p) => /^NSpid:\s+\d+\s+1$/m.test(readFileSync(`/proc/${p}/status`, 'utf8')));
     assert.ok(init, 'unshare forked the namespace init');
-    cleanup.push(() => {
-      try {
-        process.kill(init, 'SIGKILL');
-      } catch {}
-    });
-    const zombies = childrenOf(init).filter((p) => {
-      try {
-        return stat(p)[0] === 'Z';
-      } catch {
-        return false;
-      }
-    });
+    const initProcess = known(init);
+    cleanup.push(() => signalKnown(initProcess, 'SIGKILL'));
+    const zombies = childrenOf(init).filter((p) => statFields(p)?.[0] === 'Z');
     assert.deepEqual(zombies, [], 'orphans re-parented to PID 1 were reaped');
     process.kill(init, 'SIGTERM'); // what the kubelet sends a container
     const timeout = new Promise<string>((r) => setTimeout(() => r('no exit within 20s'), 20_000).unref());

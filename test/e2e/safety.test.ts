@@ -21,19 +21,16 @@ import {
 } from '../support/cluster.ts';
 import { alive, candidates, FAST, FAST_D_MS, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
 import { nativeFixture } from '../support/native.ts';
-import { watchdogOf } from '../support/procs.ts';
+import { known, signalKnown, watchdogOf } from '../support/procs.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Kills `pid` when the test ends, whatever state it is in. */
+/** Kills `pid` when the test ends, whatever state it is in — if it is still that process:
+ *  most are killed during the test, and their pids may be another's by the end. */
 function reap(t: TestContext, pid: number | undefined): void {
+  const p = pid ? known(pid) : undefined;
   t.after(() => {
-    if (!pid) return;
-    for (const sig of ['SIGCONT', 'SIGKILL'] as const) {
-      try {
-        process.kill(pid, sig);
-      } catch {}
-    }
+    for (const sig of ['SIGCONT', 'SIGKILL'] as const) signalKnown(p, sig);
   });
 }
 

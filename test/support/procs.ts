@@ -35,6 +35,34 @@ export function running(pid: number): boolean {
   }
 }
 
+/** A process known by its pid and its start time, taken while it was known to run. */
+export interface KnownProcess {
+  pid: number;
+  start: string | undefined;
+}
+
+/** Knows `pid` from now on by its start time too; a process already gone is never signalled. */
+export function known(pid: number): KnownProcess {
+  return { pid, start: procStart(pid) };
+}
+
+/**
+ * Sends `signal` only while `p` is still the process that had its start time; returns whether
+ * it was sent. A pid is reused once its process has been reaped (pid_max is 32768 here, and a
+ * CI run wraps it), and on Linux kill(2) of a *thread's* id signals that thread's whole
+ * process: a stale SIGKILL can take down the test runner through a thread it started later.
+ * Every signal to a process that is not our own child goes through here.
+ */
+export function signalKnown(p: KnownProcess | undefined, signal: NodeJS.Signals): boolean {
+  if (!p || p.start === undefined || procStart(p.pid) !== p.start) return false;
+  try {
+    process.kill(p.pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Running (see `running`) and still the process that had `start`. */
 export function stillAlive(pid: number, start: string | undefined): boolean {
   if (!running(pid)) return false;

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { ProcessTree, parseStat, TERM_MARK } from '../../../src/child/tree.ts';
 import { nativeFixture } from '../../support/native.ts';
-import { running, statFields } from '../../support/procs.ts';
+import { known, running, signalKnown, statFields } from '../../support/procs.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -34,6 +34,7 @@ describe('the process tree', () => {
     sh.stdout!.on('data', (d) => (out += d));
     await new Promise((r) => sh.on('exit', r));
     const daemon = Number(out.trim());
+    const daemonProcess = known(daemon);
     try {
       await sleep(50);
       assert.ok(running(daemon));
@@ -42,9 +43,7 @@ describe('the process tree', () => {
       await tree.kill(500);
       assert.ok(!running(daemon));
     } finally {
-      try {
-        process.kill(daemon, 'SIGKILL');
-      } catch {}
+      signalKnown(daemonProcess, 'SIGKILL'); // reaped by init once killed: its pid may be another's now
     }
   });
 

@@ -101,7 +101,8 @@ async function runMain(): Promise<number> {
   // RUN_LIMIT_MS. Not --test-force-exit: with several files at once it exits as soon as the
   // tests it knows of are done, and drops the results — and the runs — of files still
   // reporting, with "0 fail" (a run of the unit files counted 152 of 173).
-  const main = spawn(process.execPath, ['--test', '--test-concurrency=3', '--test-timeout=300000', ...flags, ...files], {
+  const tally = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-tally-')), 'tally.jsonl');
+  const main = spawn(process.execPath, ['--test', '--test-concurrency=3', '--test-timeout=300000', ...reporters(tally), ...flags, ...files], {
     stdio: 'inherit',
     env: {
       ...process.env,
@@ -121,8 +122,9 @@ async function runMain(): Promise<number> {
       console.error(`npm test: cannot run node --test: ${err.message}`);
       resolve(1);
     });
-    main.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+    main.on('exit', (code, signal) => resolve(exitStatus('node --test', code, signal)));
   });
+  const counted = checkTally(tally, files, flags);
 
   // 5. Teardown; a failed run keeps the servers' logs.
   if (cluster) {
@@ -130,7 +132,50 @@ async function runMain(): Promise<number> {
     if (status === 0 && !interrupted) fs.rmSync(info.dir, { recursive: true, force: true });
     else console.error(`npm test: cluster logs kept in ${info.dir}`);
   }
-  return status;
+  return status || counted;
+}
+
+/** spec on stdout, as always, and the tally (scripts/test-tally.ts) into `file`. */
+function reporters(file: string): string[] {
+  return [
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    `--test-reporter=${path.join(repo, 'scripts', 'test-tally.ts')}`,
+    `--test-reporter-destination=${file}`,
+  ];
+}
+
+/** The runner's status; a runner killed by a signal says so, since it printed no summary. */
+function exitStatus(what: string, code: number | null, signal: NodeJS.Signals | null): number {
+  if (code !== null) return code;
+  console.error(`\nnpm test: ${what} was killed by ${signal ?? 'an unknown cause'}: its results are incomplete`);
+  return signal ? 128 + (os.constants.signals[signal] ?? 0) : 1;
+}
+
+/** 1 when a test file reported no result at all (its run was lost, not failed), else 0; prints
+ *  how many tests each phase counted. Skipped when --test-name-pattern-like flags filter. */
+function checkTally(tallyFile: string, expected: string[], nodeFlags: string[]): number {
+  let lines: string[] = [];
+  try {
+    lines = fs.readFileSync(tallyFile, 'utf8').split('\n').filter(Boolean);
+  } catch {}
+  const got = new Map<string, { passed: number; failed: number }>();
+  for (const l of lines) {
+    const { file, passed, failed } = JSON.parse(l) as { file: string; passed: number; failed: number };
+    got.set(path.resolve(file), { passed, failed });
+  }
+  let passed = 0;
+  let failed = 0;
+  for (const n of got.values()) {
+    passed += n.passed;
+    failed += n.failed;
+  }
+  const filtered = nodeFlags.some((f) => /^--test-(name|skip)-pattern|^--test-only/.test(f));
+  const missing = filtered ? [] : expected.filter((f) => !got.has(path.resolve(f)));
+  console.log(`npm test: ${passed + failed} tests from ${got.size} of ${expected.length} files (${passed} passed, ${failed} failed)`);
+  if (missing.length === 0) return 0;
+  console.error(`npm test: no result came from ${missing.length} file(s), so their tests did not count:\n  ${missing.join('\n  ')}`);
+  return 1;
 }
 
 // 6. The node suite, after the shared cluster is gone. Never skipped silently: it fails when
@@ -141,7 +186,8 @@ if (nodeFiles.length && !interrupted) {
     console.error('\nnpm test: SKIPPED the node suite (test/node) because LEADER_RUN_NODE_SUITE=skip: the examples were not run on a real node');
   } else {
     console.log('\nnpm test: the node suite (test/node): a real kubelet, containerd and runc');
-    const nodeRunner = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=900000', '--test-force-exit', ...flags, ...nodeFiles], {
+    const tally = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-tally-')), 'tally.jsonl');
+    const nodeRunner = spawn(process.execPath, ['--test', '--test-timeout=900000', '--test-force-exit', ...reporters(tally), ...flags, ...nodeFiles], {
       stdio: 'inherit',
       env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` },
     });
@@ -151,8 +197,9 @@ if (nodeFiles.length && !interrupted) {
         console.error(`npm test: cannot run node --test: ${err.message}`);
         resolve(1);
       });
-      nodeRunner.on('exit', (code, signal) => resolve(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+      nodeRunner.on('exit', (code, signal) => resolve(exitStatus('node --test (node suite)', code, signal)));
     });
+    nodeStatus ||= checkTally(tally, nodeFiles, flags);
     if (nodeStatus !== 0) console.error('\nnpm test: the node suite failed');
   }
 }

@@ -9,14 +9,14 @@ import { WatchdogHandle } from './child/watchdog-handle.ts';
 import type { RunConfig } from './config.ts';
 import { formatDuration } from './core/duration.ts';
 import { ExitStatus, statusOfChild } from './core/exit-status.ts';
-import type { Logger } from './core/log.ts';
+import type { LogEvent, Logger } from './core/log.ts';
 import { systemClock } from './core/time.ts';
 import { Campaign } from './election/campaign.ts';
 import { deadlines } from './election/timing.ts';
 import type { ApiError } from './kube/errors.ts';
 import type { connectLease } from './lease/connect.ts';
 import { type Candidacy, PING_WINDOW_MS, startCandidacy } from './lease/lease-candidate.ts';
-import { LAST_SUCCESS_ANNOTATION, type LeaseSnapshot, lastSuccessOf, lastSuccessValue, microTime } from './lease/record.ts';
+import { type LeaseSnapshot, lastSuccessAnnotations, lastSuccessOf } from './lease/record.ts';
 import { startHttp } from './ops/http.ts';
 import { LeaseEvents } from './ops/lease-events.ts';
 import { LeaderRouting, POD_LABEL, type RetryPolicy } from './ops/routing.ts';
@@ -88,22 +88,23 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     http?.close();
     client.close();
   };
+  /** A step before campaigning failed: nothing was written to the Lease, no child started. */
+  const endBeforeCampaign = (f: { status: number; event: LogEvent; message: string }): number => {
+    log.error(f.message, { event: f.event });
+    cleanup();
+    dropWatchdog();
+    return f.status;
+  };
   if (routing) {
     const until = clock.now().mono + cfg.startupTimeoutMs;
     const o = await routing.labelPod(policy('pod-label', () => clock.now().mono < until));
     if (!o.ok) {
       const v = verdictFor(o.error, 'pod-label', { ...ctx, namespace: routingNamespace });
-      const f = v.retry
-        ? {
-            status: ExitStatus.unavailable,
-            event: 'unreachable' as const,
-            message: `could not label Pod ${routing.pod} within --startup-timeout: ${o.error.message}`,
-          }
-        : v;
-      log.error(f.message, { event: f.event });
-      cleanup();
-      dropWatchdog();
-      return f.status;
+      return endBeforeCampaign(
+        v.retry
+          ? { status: ExitStatus.unavailable, event: 'unreachable', message: `could not label Pod ${routing.pod} within --startup-timeout: ${o.error.message}` }
+          : v,
+      );
     }
     log.info(`${o.changed ? 'labelled' : 'already labelled'} Pod ${routing.pod} ${POD_LABEL}=${cfg.routing!.pod}`, { event: 'pod-labelled' });
   }
@@ -132,12 +133,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
         onTendError: (e) => log.warn(`renewing the LeaseCandidate failed: ${e.message}`, { event: 'api-error' }),
       },
     );
-    if (!r.ok) {
-      log.error(r.message, { event: r.event });
-      cleanup();
-      dropWatchdog();
-      return r.status;
-    }
+    if (!r.ok) return endBeforeCampaign(r);
     candidacy = r.candidacy;
     log.info(
       `registered LeaseCandidate ${namespace}/${cfg.identity} (binary ${r.spec.binaryVersion}, emulation ${r.spec.emulationVersion}): leading when the API server names it`,
@@ -282,15 +278,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
       case 'stop-campaigning':
         return void elector.stopCampaigning().then((releasedLost) => dispatch({ type: 'campaign-stopped', leading: elector.leading, releasedLost }));
       case 'release': {
-        const r = e.record;
-        const record = r && {
-          [LAST_SUCCESS_ANNOTATION]: lastSuccessValue({
-            started: microTime(r.startedWall),
-            finished: microTime(r.finishedWall),
-            holder: cfg.identity,
-            fencingToken: r.fencingToken,
-          }),
-        };
+        const record = e.record && lastSuccessAnnotations(e.record, cfg.identity);
         // Coordinated: withdraw first, or the controller names this candidate again at once
         // and the next one waits for that record to expire.
         return void (candidacy?.stop() ?? Promise.resolve())

@@ -220,6 +220,12 @@ export function lastSuccessValue(r: LastSuccess): string {
   return JSON.stringify({ started: r.started, finished: r.finished, holder: r.holder, fencingToken: r.fencingToken });
 }
 
+/** The annotations of the release that records a successful run (wall clock, Unix ms). */
+export function lastSuccessAnnotations(run: { startedWall: number; finishedWall: number; fencingToken: number }, holder: string): Record<string, string> {
+  const value = lastSuccessValue({ started: microTime(run.startedWall), finished: microTime(run.finishedWall), holder, fencingToken: run.fencingToken });
+  return { [LAST_SUCCESS_ANNOTATION]: value };
+}
+
 /** The start (Unix ms) of the --once-per window holding `wallMs`. */
 export function windowStart(wallMs: number, windowMs: number): number {
   return Math.floor(wallMs / windowMs) * windowMs;

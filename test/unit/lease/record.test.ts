@@ -4,8 +4,8 @@ import {
   acquireSpec,
   isReleased,
   LAST_SUCCESS_ANNOTATION,
+  lastSuccessAnnotations,
   lastSuccessOf,
-  lastSuccessValue,
   microTime,
   releaseSpec,
   windowStart,
@@ -54,9 +54,9 @@ describe('--once-per record', () => {
   const snap = (annotations?: Record<string, string>) => ({ uid: 'u', resourceVersion: '1', spec: {}, object: { metadata: { annotations } } });
 
   it('round-trips through an annotation added to the snapshot a write sends', () => {
-    const r = { started: microTime(Date.UTC(2026, 11, 2, 3, 0, 1)), finished: microTime(Date.UTC(2026, 11, 2, 3, 5)), holder: 'pod-a', fencingToken: 9 };
-    const s = withAnnotations(snap({ keep: 'me' }), { [LAST_SUCCESS_ANNOTATION]: lastSuccessValue(r) });
-    assert.deepEqual(lastSuccessOf(s), r);
+    const run = { startedWall: Date.UTC(2026, 11, 2, 3, 0, 1), finishedWall: Date.UTC(2026, 11, 2, 3, 5), fencingToken: 9 };
+    const s = withAnnotations(snap({ keep: 'me' }), lastSuccessAnnotations(run, 'pod-a'));
+    assert.deepEqual(lastSuccessOf(s), { started: microTime(run.startedWall), finished: microTime(run.finishedWall), holder: 'pod-a', fencingToken: 9 });
     assert.equal((s.object.metadata as { annotations: Record<string, string> }).annotations['keep'], 'me');
   });
 

@@ -23,7 +23,7 @@ export function procStart(pid: number): string | undefined {
  *  thread exited reads "Z" in its own stat while its other threads go on. */
 export function running(pid: number): boolean {
   const own = statFields(pid);
-  if (!own) return false;
+  if (!own || !isProcess(pid)) return false;
   if (own[0] !== 'Z' && own[0] !== 'X') return true;
   try {
     return fs.readdirSync(`/proc/${pid}/task`).some((t) => {
@@ -58,6 +58,15 @@ export function signalKnown(p: KnownProcess | undefined, signal: NodeJS.Signals)
   try {
     process.kill(p.pid, signal);
     return true;
+  } catch {
+    return false;
+  }
+}
+
+/** /proc/<id> answers for a thread's id too (unlisted): a pid reused by a thread is no process. */
+function isProcess(pid: number): boolean {
+  try {
+    return new RegExp(`^Tgid:\\s+${pid}$`, 'm').test(fs.readFileSync(`/proc/${pid}/status`, 'latin1'));
   } catch {
     return false;
   }

@@ -101,7 +101,7 @@ async function runMain(): Promise<number> {
   // RUN_LIMIT_MS. Not --test-force-exit: with several files at once it exits as soon as the
   // tests it knows of are done, and drops the results — and the runs — of files still
   // reporting, with "0 fail" (a run of the unit files counted 152 of 173).
-  const tally = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-tally-')), 'tally.jsonl');
+  const tally = tallyFile();
   const main = spawn(process.execPath, ['--test', '--test-concurrency=3', '--test-timeout=300000', ...reporters(tally), ...flags, ...files], {
     stdio: 'inherit',
     env: {
@@ -135,6 +135,11 @@ async function runMain(): Promise<number> {
   return status || counted;
 }
 
+/** Where one runner's tally goes: a fresh temp dir, removed once the tally is read. */
+function tallyFile(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-tally-')), 'tally.jsonl');
+}
+
 /** spec on stdout, as always, and the tally (scripts/test-tally.ts) into `file`. */
 function reporters(file: string): string[] {
   return [
@@ -154,11 +159,12 @@ function exitStatus(what: string, code: number | null, signal: NodeJS.Signals | 
 
 /** 1 when a test file reported no result at all (its run was lost, not failed), else 0; prints
  *  how many tests each phase counted. Skipped when --test-name-pattern-like flags filter. */
-function checkTally(tallyFile: string, expected: string[], nodeFlags: string[]): number {
+function checkTally(tally: string, expected: string[], nodeFlags: string[]): number {
   let lines: string[] = [];
   try {
-    lines = fs.readFileSync(tallyFile, 'utf8').split('\n').filter(Boolean);
+    lines = fs.readFileSync(tally, 'utf8').split('\n').filter(Boolean);
   } catch {}
+  fs.rmSync(path.dirname(tally), { recursive: true, force: true });
   const got = new Map<string, { passed: number; failed: number }>();
   for (const l of lines) {
     const { file, passed, failed } = JSON.parse(l) as { file: string; passed: number; failed: number };
@@ -186,7 +192,7 @@ if (nodeFiles.length && !interrupted) {
     console.error('\nnpm test: SKIPPED the node suite (test/node) because LEADER_RUN_NODE_SUITE=skip: the examples were not run on a real node');
   } else {
     console.log('\nnpm test: the node suite (test/node): a real kubelet, containerd and runc');
-    const tally = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-tally-')), 'tally.jsonl');
+    const tally = tallyFile();
     const nodeRunner = spawn(process.execPath, ['--test', '--test-timeout=900000', '--test-force-exit', ...reporters(tally), ...flags, ...nodeFiles], {
       stdio: 'inherit',
       env: { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` },

@@ -49,6 +49,9 @@ export interface RunConfig {
   readonly waitTimeoutExitCode: number;
   readonly startupTimeoutMs: number;
   readonly shell: boolean;
+  /** The child joins leader-run's job (session and process group) so it can use the terminal
+   *  and job control stops it with leader-run; else it leads a session of its own. */
+  readonly terminal: boolean;
   readonly log: { readonly format: LogFormat; readonly level: Level };
   readonly http: HttpAddr | undefined;
   /** --http-step-down: POST /step-down on the HTTP endpoints asks this leader to hand over. */

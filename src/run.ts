@@ -48,6 +48,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   const watchdog = WatchdogHandle.start(
     { pingMs: d.watchdogPingMs, silenceMs: d.watchdogSilenceMs, confirmBudgetMs: d.confirmBudgetMs },
     Math.max(d.watchdogSilenceMs, WATCHDOG_START_MS),
+    { inJob: cfg.terminal },
   );
   const dropWatchdog = (): void => watchdog.disconnect();
   let connection: Awaited<ReturnType<typeof connectLease>>;

@@ -21,8 +21,19 @@ export interface LeaseDeadlines {
 export type StopCause = 'requested' | 'lost' | 'deadline' | 'parent-gone';
 
 export type ToWatchdog =
-  /** Start the command, fenced by the lease anchored at `anchor`. `env` carries the term's mark. */
-  | { t: 'spawn'; file: string; args: string[]; env: Record<string, string>; anchor: Instant; deadlines: LeaseDeadlines; fenceSignal: NodeJS.Signals }
+  /** Start the command, fenced by the lease anchored at `anchor`. `env` carries the term's mark.
+   *  `inJob`: the child joins leader-run's session and process group (a terminal's job)
+   *  instead of leading a session of its own. */
+  | {
+      t: 'spawn';
+      file: string;
+      args: string[];
+      env: Record<string, string>;
+      anchor: Instant;
+      deadlines: LeaseDeadlines;
+      fenceSignal: NodeJS.Signals;
+      inJob: boolean;
+    }
   /** A renewal succeeded: the lease is now anchored at `anchor`. */
   | { t: 'anchor'; anchor: Instant }
   /** Forward a signal (SIGHUP, SIGUSR1, SIGUSR2, a repeated stop signal): to the child, its

@@ -11,6 +11,10 @@
  * clears its environment. Linux /proc is required for this; elsewhere only the process
  * group is signalled.
  *
+ * In a terminal the child instead shares leader-run's session and process group (its job,
+ * as under a shell); that session and group are not the tree's, so the tree is then the
+ * processes that carry the mark and their descendants (sid null).
+ *
  * Dead means every task dead: a thread-group leader whose main thread exited reads "Z" in
  * its own stat while its other threads run on, so a "Z" process is looked at task by task.
  */
@@ -37,7 +41,8 @@ export function parseStat(line: string): ProcStat {
   return { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]) };
 }
 
-const hasProc = (() => {
+/** Whether /proc can be read: without it only a session's process group can be found. */
+export const hasProc = (() => {
   try {
     readFileSync('/proc/self/stat');
     return true;
@@ -112,7 +117,8 @@ function members(sid: number | null, mark: string | undefined): ProcInfo[] {
 
 /** One process tree: the session the child leads, and the processes marked with its term. */
 export class ProcessTree {
-  /** The child's pid, which is its session and process group id; null while unknown. */
+  /** The child's pid, which is its session and process group id; null while unknown, or
+   *  when the child does not lead a session (a terminal's job). */
   readonly sid: number | null;
   readonly #mark: string | undefined;
 
@@ -131,10 +137,17 @@ export class ProcessTree {
   }
 
   /** Sends `signal` once to every process of the tree: the child's process group in one
-   *  call, then each member outside that group, whatever its state. */
-  signal(signal: NodeJS.Signals): void {
+   *  call, then each member outside that group, whatever its state. `except`: a process
+   *  group whose members got the signal already (leader-run's job in a terminal), left out. */
+  signal(signal: NodeJS.Signals, except?: number): void {
     if (this.sid !== null) trySignal(-this.sid, signal, []);
-    for (const p of members(this.sid, this.#mark)) if (p.pgrp !== this.sid) trySignal(p.pid, signal, []);
+    for (const p of members(this.sid, this.#mark)) if (p.pgrp !== this.sid && p.pgrp !== except) trySignal(p.pid, signal, []);
+  }
+
+  /** Sends `signal` to the members of the tree in process group `pgrp`, one by one (the
+   *  group itself may hold processes outside the tree: leader-run's job in a terminal). */
+  signalGroup(pgrp: number, signal: NodeJS.Signals): void {
+    for (const p of members(this.sid, this.#mark)) if (p.pgrp === pgrp) trySignal(p.pid, signal, []);
   }
 
   /** SIGKILL to the group and to every member one by one (a repeated SIGKILL changes

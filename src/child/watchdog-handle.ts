@@ -38,6 +38,9 @@ const watchdogPath = new URL(import.meta.url.endsWith('.ts') ? './watchdog.ts' :
 export class WatchdogHandle {
   readonly #proc: ChildProcess;
   readonly #guard: WatchdogGuard;
+  /** The child joins leader-run's job in a terminal (session and process group). */
+  readonly #inJob: boolean;
+  #childPid = 0;
   /** The term's mark, as it stands in the child's environment. */
   readonly #mark = `${TERM_MARK}=${randomBytes(12).toString('hex')}`;
   #tree: ProcessTree | null = null;
@@ -78,9 +81,10 @@ export class WatchdogHandle {
   }
   #onFailed: ((why: string) => void) | null = null;
 
-  private constructor(proc: ChildProcess, guard: WatchdogGuard) {
+  private constructor(proc: ChildProcess, guard: WatchdogGuard, inJob: boolean) {
     this.#proc = proc;
     this.#guard = guard;
+    this.#inJob = inJob;
     this.exited = new Promise((r) => (this.#resolveExit = r));
     this.gone = new Promise((r) => (this.#resolveGone = r));
     proc.on('message', (m: FromWatchdog) => this.#onMessage(m));
@@ -96,15 +100,19 @@ export class WatchdogHandle {
    * the watchdog starts. What is sent meanwhile (a spawn, then perhaps a stop) waits in
    * order until it is ready. A watchdog that exits or is not ready within `startMs` fails
    * (onFailed), and a spawn waiting for it ends as the watchdog failing.
+   *
+   * `inJob` (in a terminal): the watchdog and the child stay in leader-run's session and
+   * process group, so the child has the terminal and Ctrl-Z stops it with leader-run; else
+   * the watchdog and the child each lead a session of their own.
    */
-  static start(guard: WatchdogGuard, startMs: number): WatchdogHandle {
+  static start(guard: WatchdogGuard, startMs: number, { inJob = false } = {}): WatchdogHandle {
     const proc = fork(watchdogPath, [], {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
-      detached: true,
+      detached: !inJob,
       serialization: 'json',
       execArgv: [],
     });
-    const c = new WatchdogHandle(proc, guard);
+    const c = new WatchdogHandle(proc, guard, inJob);
     const late = setTimeout(() => c.#fail(`it was not ready within ${startMs}ms of its start`), startMs);
     late.unref();
     void c.#next('ready').then(() => {
@@ -119,7 +127,7 @@ export class WatchdogHandle {
   }
 
   get pid(): number {
-    return this.#tree?.sid ?? 0;
+    return this.#tree ? this.#childPid : 0;
   }
   get watchdogPid(): number {
     return this.#proc.pid ?? 0;
@@ -143,7 +151,7 @@ export class WatchdogHandle {
     this.#spawned = true;
     const [k, v] = this.#mark.split('=') as [string, string];
     const answer = new Promise<SpawnResult>((resolve) => (this.#spawning = resolve));
-    this.#send({ t: 'spawn', file, args, env: { ...env, [k]: v }, anchor, deadlines, fenceSignal });
+    this.#send({ t: 'spawn', file, args, env: { ...env, [k]: v }, anchor, deadlines, fenceSignal, inJob: this.#inJob });
     return answer;
   }
 
@@ -251,7 +259,9 @@ export class WatchdogHandle {
         this.#unanswered = null;
         break;
       case 'spawned':
-        this.#tree = new ProcessTree(m.pid, this.#mark);
+        this.#childPid = m.pid;
+        // In a terminal's job the session is the terminal's, not the tree's: the mark finds it.
+        this.#tree = new ProcessTree(this.#inJob ? null : m.pid, this.#mark);
         this.#spawning?.({ ok: true, pid: m.pid });
         this.#spawning = null;
         break;

@@ -16,18 +16,22 @@
  * the watchdog even when leader-run died first.
  */
 import { type ChildProcess, execFile, spawn as spawnProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { ExitStatus, execFailureStatus } from '../core/exit-status.ts';
 import { elapsedMs, type Instant, instantNow } from '../core/time.ts';
 import { decide } from './fence-policy.ts';
 import type { FromWatchdog, LeaseDeadlines, StopCause, ToWatchdog } from './protocol.ts';
-import { ProcessTree, TERM_MARK } from './tree.ts';
+import { ProcessTree, parseStat, TERM_MARK } from './tree.ts';
 
 const now = instantNow;
 
 /** Settles once the direct child is reaped (or could not be spawned). */
 let reaped: Promise<void> = Promise.resolve();
 let tree: ProcessTree | null = null;
+/** The child's pid (its session's id unless it is in a terminal's job). */
+let childPid = 0;
+/** In a terminal's job: the process group the child shares with leader-run and this process. */
+let job: number | null = null;
 let exited = false;
 let gone = false;
 let deadlines: LeaseDeadlines | null = null;
@@ -80,16 +84,10 @@ function onMessage(m: ToWatchdog): void {
       anchor = m.anchor;
       return check();
     case 'signal':
-      if (tree && !gone) {
-        if (m.target === 'session') tree.signal(m.signal);
-        // Once reaped, the child's pid is free for another process (or thread) to take.
-        else if (m.target === 'group' && tree.sid !== null) signalOne(-tree.sid, m.signal);
-        else if (!exited && tree.sid !== null) signalOne(tree.sid, m.signal);
-      }
-      return;
+      return passOn(m.signal, m.target);
     case 'stop':
       send({ t: 'stopping', cause: 'requested' });
-      if (tree && !gone) tree.signal(m.signal);
+      passOn(m.signal, 'session', { stop: true });
       termSent = true;
       imposedKillAt = Math.min(imposedKillAt, now().mono + m.graceMs);
       return check();
@@ -97,6 +95,50 @@ function onMessage(m: ToWatchdog): void {
       startFence('lost');
       return check();
   }
+}
+
+/**
+ * Passes on a signal leader-run got, to the child, its process group or its whole tree.
+ *
+ * In a terminal's job a signal sent to the job (Ctrl-C, Ctrl-\, a shell's `kill %1`, a
+ * hang-up) reached the child and this process with leader-run: it is not sent again to
+ * the job, only to the tree's processes outside it. This process's own handler tells: the
+ * kernel marks the signal pending on the whole job in one pass, so the handler has run by
+ * the second turn after leader-run's message about it.
+ */
+function passOn(signal: NodeJS.Signals, target: 'child' | 'group' | 'session', { stop = false } = {}): void {
+  const deliver = (jobHadIt: boolean): void => {
+    if (!tree || gone) return;
+    if (target === 'session') {
+      const except = jobHadIt ? (job ?? undefined) : undefined;
+      tree.signal(signal, except);
+      // A stopped process acts on a stop signal only once continued (systemd does the same).
+      if (stop) tree.signal('SIGCONT', except);
+    } else if (jobHadIt) {
+      // The child and its group are in the job: they have it.
+    } else if (target === 'group') {
+      if (job === null) signalOne(-childPid, signal);
+      else tree.signalGroup(job, signal);
+    } else if (!exited) signalOne(childPid, signal); // once reaped, its pid may be another's
+  };
+  if (job === null) return deliver(false);
+  setImmediate(() => setImmediate(() => deliver(heardByJob(signal))));
+}
+
+/** When this process last got each signal (monotonic ms). */
+const heard = new Map<NodeJS.Signals, number>();
+
+/** Whether `signal` reached this process — so the whole job — just now (within a second:
+ *  an older one was not the one leader-run is passing on); each hearing answers once. */
+function heardByJob(signal: NodeJS.Signals): boolean {
+  const at = heard.get(signal);
+  heard.delete(signal);
+  return at !== undefined && now().mono - at < 1000;
+}
+
+/** This process's own process group: leader-run's, and in a terminal's job the child's. */
+function ownGroup(): number {
+  return parseStat(readFileSync('/proc/self/stat', 'latin1')).pgrp;
 }
 
 function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
@@ -115,7 +157,9 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
   // hook, inherited stdio) what is left is this call, and execa's modules cost the watchdog
   // about 6 MiB in every Pod (issue 13 measured it).
   const sub = spawnProcess(file!, args, {
-    detached: true, // setsid: the child leads a session and process group of its own
+    // setsid: the child leads a session and process group of its own; in a terminal's job it
+    // stays in ours, which is leader-run's (see passOn).
+    detached: !m.inJob,
     stdio: gate.length > 0 ? ['inherit', 'inherit', 'inherit', 'pipe'] : 'inherit',
     env: { ...process.env, ...m.env },
   });
@@ -142,7 +186,10 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
   sub.once('exit', (code, signal) => end({ t: 'exit', code, signal }));
   if (sub.pid) {
     const mark = m.env[TERM_MARK];
-    tree = new ProcessTree(sub.pid, mark === undefined ? undefined : `${TERM_MARK}=${mark}`);
+    const marked = mark === undefined ? undefined : `${TERM_MARK}=${mark}`;
+    childPid = sub.pid;
+    job = m.inJob ? ownGroup() : null;
+    tree = new ProcessTree(m.inJob ? null : sub.pid, marked);
     send({ t: 'spawned', pid: sub.pid });
   }
   check();
@@ -161,6 +208,7 @@ function startFence(cause: StopCause): void {
   if (!termSent) {
     send({ t: 'stopping', cause });
     tree.signal(fenceSignal);
+    tree.signal('SIGCONT'); // a stopped child (Ctrl-Z in a terminal) acts on it only once continued
     termSent = true;
   }
   if (deadlines) imposedKillAt = Math.min(imposedKillAt, now().mono + deadlines.fenceGraceMs);
@@ -218,7 +266,11 @@ process.on('disconnect', () => {
 // Signals meant for the whole unit (systemd's KillMode=control-group, a `kill` of every
 // leader-run process) reach us too. leader-run, which got them as well, drives the stop and
 // forwards what the child should get; the lease deadline binds either way.
-for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => {});
+// In a terminal's job they also tell which signals the child got with leader-run (passOn).
+for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => heard.set(sig, now().mono));
+// Ctrl-Z stops leader-run's job, the child with it, as under a shell: not this process, which
+// keeps the lease deadline on the stopped child.
+for (const sig of ['SIGTSTP', 'SIGTTIN', 'SIGTTOU'] as const) process.on(sig, () => {});
 // leader-run may have died before these handlers existed: then no 'disconnect' will come.
 if (!process.connected) process.exit(0);
 execFile('setpriv', ['--help'], { timeout: 2000 }, (err, stdout) => {

@@ -5,6 +5,7 @@
  */
 import { constants } from 'node:os';
 import { Command, Option } from 'commander';
+import { hasProc } from '../child/tree.ts';
 import type { HttpAddr, RoutingConfig, RunConfig } from '../config.ts';
 import { formatDuration, parseDuration } from '../core/duration.ts';
 import { checkTiming, DEFAULT_TIMING, deriveTiming, TIMING_FLAGS, type Timing, type TimingField, timingMessage } from '../election/timing.ts';
@@ -12,6 +13,7 @@ import type { ConfigField } from '../kube/config.ts';
 import { CANDIDATE_NAME, compareVersions, VERSION } from '../lease/lease-candidate.ts';
 import { defaultIdentity, LEASE_NAME } from '../lease/record.ts';
 import { addFlag, addLeaseFlags, envName, leaseFlags, parseCommandLine, UsageError, where } from './flags.ts';
+import { isContainerInit } from './pid1.ts';
 
 export { InfoShown, UsageError } from './flags.ts';
 
@@ -149,6 +151,11 @@ export function buildProgram(version: string): Command {
   );
   opt('--leader-service <name>', "point this Service's selector at the leading Pod (needs POD_NAME, POD_NAMESPACE)", 'leader-service');
   opt('--shell', 'run the command through /bin/sh -c (default: exec it directly)', 'shell');
+  opt(
+    '--terminal',
+    "the child shares leader-run's terminal and job: it can prompt on /dev/tty, Ctrl-Z stops both (default: when stdin is a terminal, outside a container's PID 1)",
+    'terminal',
+  );
   opt('--events', 'record Kubernetes Events on the Lease when leadership changes (the default; needs create on events)', 'events');
   opt('--stop-signal <signal>', 'the signal that asks the child to stop (default: the stop signal leader-run got; SIGTERM on a lost lease)', 'stop-signal');
   opt('--forward-to <target>', "where SIGHUP, SIGUSR1 and SIGUSR2 go: 'group' (the child's process group), 'child', or 'session'", 'forward-to', 'group');
@@ -157,6 +164,7 @@ export function buildProgram(version: string): Command {
   opt('-q, --quiet', 'log only warnings and errors', 'quiet');
   // A flag wins over its variable: these undo a LEADER_RUN_* boolean baked into an image.
   p.addOption(new Option('--no-shell', 'exec the command directly, whatever LEADER_RUN_SHELL says'));
+  p.addOption(new Option('--no-terminal', 'the child leads a session of its own, without a terminal, whatever stdin is'));
   p.addOption(new Option('--no-verbose', 'no debug detail, whatever LEADER_RUN_VERBOSE says'));
   p.addOption(new Option('--no-quiet', 'log at info, whatever LEADER_RUN_QUIET says'));
   p.addOption(new Option('--no-coordinated', 'no coordinated leader election, whatever LEADER_RUN_COORDINATED says'));
@@ -298,6 +306,8 @@ function validate(p: Command): ParsedRun {
   const command = p.args;
   if (command.length === 0) throw new UsageError('no command given: put the command to run after --, e.g. leader-run --lock-name x -- ./job.sh');
   if (command[0] === '') throw new UsageError('the command is empty: put the command to run after --');
+  const terminal = p.getOptionValueSource('terminal') === undefined ? onTerminal() : bool('terminal', 'terminal');
+  if (terminal && !hasProc) throw new UsageError(`${where(p, 'terminal')} needs /proc (Linux) to find the child's processes; leave it out`);
 
   const config: RunConfig = {
     lease,
@@ -316,6 +326,7 @@ function validate(p: Command): ParsedRun {
     waitTimeoutExitCode: Number(code),
     startupTimeoutMs,
     shell: bool('shell', 'shell'),
+    terminal,
     log: { format: logFormat, level: verbose ? 'debug' : quiet ? 'warn' : 'info' },
     http,
     httpStepDown,
@@ -325,6 +336,12 @@ function validate(p: Command): ParsedRun {
     command,
   };
   return { config, names: { config: (f) => where(p, f), httpAddr: where(p, 'http-addr') } };
+}
+
+/** --terminal's default: stdin is a terminal, outside a container's PID 1 (which keeps the child
+ *  in a session of its own, as before), where /proc can find a tree that has no session. */
+function onTerminal(): boolean {
+  return process.stdin.isTTY === true && !isContainerInit() && hasProc;
 }
 
 /** A signal by name, as kill(1) takes it: TERM, SIGTERM, sigterm. */

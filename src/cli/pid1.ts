@@ -27,6 +27,11 @@ done
 exit "$status"
 `;
 
+/** Whether leader-run is a container's PID 1, or runs under the shell init that took its place. */
+export function isContainerInit(): boolean {
+  return process.pid === 1 || process.env[MARK] !== undefined;
+}
+
 /** Re-executes under the shell init if we are PID 1; returns only if we stay as we are. */
 export function becomeInitIfPid1(): { warning?: string } {
   if (process.pid !== 1 || process.env[MARK]) return {};

@@ -61,6 +61,10 @@ export const FAULT_KINDS = [
   'unit-sigterm',
   'unit-sighup',
   'unit-sigstop',
+  // leader-run and its child frozen together, the watchdog not: Ctrl-Z on a terminal's job.
+  // Beyond the renew deadline the watchdog must stop the frozen child (continuing it to take
+  // its SIGTERM) before the Lease can be taken.
+  'job-sigstop',
   // An admin's writes: the holder cleared; deleted and recreated with an empty spec;
   // a label or annotation only (ridden out), and one right before a SIGTERM (released).
   'lease-clear',
@@ -575,6 +579,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       kind === 'apiserver-freeze' ||
       kind === 'watchdog-sigstop' ||
       kind === 'unit-sigstop' ||
+      kind === 'job-sigstop' ||
       kind === 'hold-freeze'
         ? `for ${pauseMs}ms`
         : kind === 'apiserver-kill'
@@ -634,7 +639,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   }
 
   /** Injects; returns the injection instant and a promise of the instant it was healed. */
-  async function inject(d: Drawn, leader: Incarnation): Promise<{ t0: number; healed: Promise<number>; detail: string }> {
+  async function inject(d: Drawn, leader: Incarnation, life: Life): Promise<{ t0: number; healed: Promise<number>; detail: string }> {
     const c = cluster!;
     const healAfter = (ms: number, heal: () => void | Promise<void>): Promise<number> =>
       sleep(ms).then(async () => {
@@ -778,6 +783,19 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           }),
           detail: d.detail,
         };
+      case 'job-sigstop': {
+        // As the terminal stops a job: every process of the child's tree, and leader-run.
+        const job = treeOf(life).map((p) => ({ pid: p.pid, start: p.start }));
+        t0 = monoNow();
+        for (const p of job) signalKnown(p, 'SIGSTOP');
+        signal(leader, 'SIGSTOP');
+        event(`SIGSTOP -> the child tree of ${leader.name} (${job.map((p) => p.pid).join(' ')})`);
+        const heal = (): void => {
+          signal(leader, 'SIGCONT');
+          for (const p of job) signalKnown(p, 'SIGCONT');
+        };
+        return { t0, healed: healAfter(d.pauseMs, heal), detail: d.detail };
+      }
       case 'hold-freeze': {
         const wall = Date.now();
         t0 = await adminDelete();
@@ -843,7 +861,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         d.kind = 'sigterm';
       }
       event(`round ${round}: ${d.kind} ${d.detail} on leader ${leader.name}`);
-      const inj = await inject(d, leader);
+      const inj = await inject(d, leader, old);
       let healedAt: number | undefined;
       let healError: unknown;
       inj.healed.then(

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnGuarded } from '../control-plane/cluster.ts';
-import { running } from './procs.ts';
+import { nativeFixture } from './native.ts';
+import { type KnownProcess, known, running, signalKnown } from './procs.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(repo, 'bin', 'leader-run.js');
@@ -37,19 +38,27 @@ export interface LeaderRunOptions {
   /** Run as this user (and group), not as the test's. */
   uid?: number;
   gid?: number;
+  /** Run as the foreground job of a terminal of its own (test/fixtures/native/ptyjob.c):
+   *  `type()` types at it, `screen` is what it shows, `pid` is leader-run's. */
+  terminal?: boolean;
 }
 
 export class LeaderRun {
   readonly proc: ChildProcess;
   readonly records: LogRecord[] = [];
   readonly stderrLines: string[] = [];
+  /** What leader-run's stdout (its terminal, with `terminal`) has shown so far. */
+  screen = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #waiters: Array<{ pred: (r: LogRecord) => boolean; resolve: (r: LogRecord) => void }> = [];
 
   constructor(args: string[], opts: LeaderRunOptions = {}) {
     // Guarded: killed if the test process dies, so no candidate outlives a failed run.
-    this.proc = spawnGuarded(process.execPath, [BIN, '--log-format', 'json', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    this.#terminal = opts.terminal === true;
+    const argv = [process.execPath, BIN, '--log-format', 'json', ...args];
+    const [file, ...rest] = this.#terminal ? [nativeFixture('ptyjob'), ...argv] : argv;
+    this.proc = spawnGuarded(file!, rest, {
+      stdio: [this.#terminal ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
       ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
     });
@@ -62,6 +71,8 @@ export class LeaderRun {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         this.stderrLines.push(line);
+        const job = /^ptyjob: job (\d+)$/.exec(line);
+        if (job) this.#job = known(Number(job[1]));
         let rec: LogRecord | undefined;
         try {
           rec = JSON.parse(line) as LogRecord;
@@ -77,12 +88,28 @@ export class LeaderRun {
         }
       }
     });
-    this.proc.stdout?.resume();
+    this.proc.stdout?.setEncoding('utf8');
+    this.proc.stdout?.on('data', (chunk: string) => (this.screen += chunk));
     this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => resolve({ code, signal })));
   }
 
+  readonly #terminal: boolean;
+  /** leader-run under ptyjob: known by pid and start time, as it is not our child. */
+  #job: KnownProcess | undefined;
+
+  /** leader-run's pid (with `terminal`: once ptyjob has said it, else 0). */
   get pid(): number {
-    return this.proc.pid ?? 0;
+    return this.#terminal ? (this.#job?.pid ?? 0) : (this.proc.pid ?? 0);
+  }
+
+  /** Types at leader-run's terminal (`terminal` only): "\x03" is Ctrl-C, "\x1a" Ctrl-Z. */
+  type(keys: string): void {
+    this.proc.stdin?.write(keys);
+  }
+
+  /** `fg` after a Ctrl-Z: the terminal back to leader-run's job, and SIGCONT to it. */
+  foreground(): void {
+    this.proc.kill('SIGUSR1');
   }
 
   /** Resolves with the first record (past or future) with this event; rejects after timeoutMs. */
@@ -114,7 +141,9 @@ export class LeaderRun {
   }
 
   signal(sig: NodeJS.Signals): void {
-    this.proc.kill(sig);
+    if (!this.#terminal) return void this.proc.kill(sig);
+    signalKnown(this.#job, sig);
+    if (sig === 'SIGKILL') this.proc.kill(sig);
   }
 
   async exitCode(timeoutMs = 60_000): Promise<number | null> {

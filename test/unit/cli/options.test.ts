@@ -50,4 +50,22 @@ describe('the run’s flags', () => {
         v === undefined ? delete process.env[k] : (process.env[k] = v);
     }
   });
+  it('lets the child share a terminal only when stdin is one, unless told', () => {
+    const stdin = Object.getOwnPropertyDescriptor(process.stdin, 'isTTY');
+    const saved = process.env['LEADER_RUN_TERMINAL'];
+    try {
+      Object.defineProperty(process.stdin, 'isTTY', { value: undefined, configurable: true });
+      assert.equal(parse([]).config.terminal, false, 'stdin is no terminal: the child leads a session of its own');
+      Object.defineProperty(process.stdin, 'isTTY', { value: true, configurable: true });
+      assert.equal(parse([]).config.terminal, true);
+      assert.equal(parse(['--no-terminal']).config.terminal, false);
+      process.env['LEADER_RUN_TERMINAL'] = 'false';
+      assert.equal(parse([]).config.terminal, false);
+      assert.equal(parse(['--terminal']).config.terminal, true, 'a flag wins over its variable');
+    } finally {
+      if (stdin) Object.defineProperty(process.stdin, 'isTTY', stdin);
+      else delete (process.stdin as { isTTY?: boolean }).isTTY;
+      saved === undefined ? delete process.env['LEADER_RUN_TERMINAL'] : (process.env['LEADER_RUN_TERMINAL'] = saved);
+    }
+  });
 });

@@ -89,19 +89,27 @@ let built: Promise<string> | undefined;
 export function buildControlPlane(): Promise<string> {
   const preset = process.env.LEADER_RUN_CONTROL_PLANE_BIN;
   if (preset) return Promise.resolve(preset);
-  built ??= new Promise<string>((resolve, reject) => {
-    const child = spawn('bash', [path.join(HERE, 'build.sh')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  built ??= runBuildScript(path.join(HERE, 'build.sh'));
+  built.catch(() => (built = undefined));
+  return built;
+}
+
+/** Runs a build script of this directory and resolves with the last line it prints (the
+ *  directory it built into); its stderr goes to ours. */
+export function runBuildScript(script: string): Promise<string> {
+  const name = path.relative(path.resolve(HERE, '../..'), script);
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
     child.on('error', reject);
-    child.on('exit', (code, signal) => {
+    // 'close', not 'exit': the exit can come before the last of stdout has been read.
+    child.on('close', (code, signal) => {
       const dir = out.trim().split('\n').pop() ?? '';
       if (code === 0 && dir) resolve(dir);
-      else reject(new Error(`test/control-plane/build.sh failed (${signal ?? `exit ${code}`}); see its output above`));
+      else reject(new Error(`${name} failed (${signal ?? `exit ${code}`}${code === 0 ? ', printing no directory' : ''}); see its output above`));
     });
   });
-  built.catch(() => (built = undefined));
-  return built;
 }
 
 // ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Cluster, ClusterInfo } from './cluster.ts';
-import { apiRequest, buildControlPlane, freePort, pidAlive, spawnGuarded, startCluster, target, writeKubeconfig } from './cluster.ts';
+import { apiRequest, buildControlPlane, freePort, pidAlive, runBuildScript, spawnGuarded, startCluster, target, writeKubeconfig } from './cluster.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const STATE_DIR = '/run/leader-run-node';
@@ -38,17 +38,7 @@ let built: Promise<string> | undefined;
 export function buildNode(): Promise<string> {
   const preset = process.env.LEADER_RUN_NODE_BIN;
   if (preset) return Promise.resolve(preset);
-  built ??= new Promise<string>((resolve, reject) => {
-    const child = spawn('bash', [path.join(HERE, 'node', 'build.sh')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      const dir = out.trim().split('\n').pop() ?? '';
-      if (code === 0 && dir) resolve(dir);
-      else reject(new Error(`test/control-plane/node/build.sh failed (${signal ?? `exit ${code}`}); see its output above`));
-    });
-  });
+  built ??= runBuildScript(path.join(HERE, 'node', 'build.sh'));
   built.catch(() => (built = undefined));
   return built;
 }

@@ -1,5 +1,6 @@
 /** Messages between leader-run and its watchdog process (JSON over the IPC channel). */
 import type { Instant } from '../core/time.ts';
+import type { Job } from './tree.ts';
 
 /** The lease deadlines the watchdog enforces, relative to the anchor of the last renewal
  *  (see election/timing.ts deadlines), and the budgets of its own work. */
@@ -51,7 +52,8 @@ export type ToWatchdog =
 export type FromWatchdog =
   | { t: 'ready' }
   | { t: 'pong' }
-  | { t: 'spawned'; pid: number }
+  /** `job`: in a terminal's job, where the tree's orphans are (see tree.ts). */
+  | { t: 'spawned'; pid: number; job: Job | undefined }
   /** Nothing runs: the command could not start (126, 127), or the lease had expired (75). */
   | { t: 'spawn-failed'; status: number; message: string }
   /** The direct child exited (code) or was killed (signal). */

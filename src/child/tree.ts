@@ -28,6 +28,14 @@ export interface ProcStat {
   ppid: number;
   pgrp: number;
   session: number;
+  /** When it started, in clock ticks since boot. */
+  start: number;
+}
+
+/** A tree in a terminal's job (see above): the job's process group, and the child's start. */
+export interface Job {
+  readonly pgrp: number;
+  readonly since: number;
 }
 
 interface ProcInfo extends ProcStat {
@@ -38,7 +46,12 @@ interface ProcInfo extends ProcStat {
  *  spaces and parentheses: the fields start after the last ')'. */
 export function parseStat(line: string): ProcStat {
   const f = line.slice(line.lastIndexOf(')') + 2).split(' ');
-  return { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]) };
+  return { state: f[0] ?? '', ppid: Number(f[1]), pgrp: Number(f[2]), session: Number(f[3]), start: Number(f[19]) };
+}
+
+/** The process's stat fields, or undefined if it is gone (or there is no /proc). */
+export function statOf(pid: number | 'self'): ProcStat | undefined {
+  return readStat(`/proc/${pid}/stat`);
 }
 
 /** Whether /proc can be read: without it only a session's process group can be found. */
@@ -95,12 +108,18 @@ function marked(pid: number, mark: string): boolean {
 }
 
 /** Every process of the tree of session leader `sid` (or, without one, of the processes
- *  that carry `mark`), in any state. */
-function members(sid: number | null, mark: string | undefined): ProcInfo[] {
-  if (!hasProc) return sid !== null && groupAlive(sid) ? [{ pid: sid, ppid: 0, pgrp: sid, session: sid, state: 'R' }] : [];
+ *  that carry `mark`), in any state. In a terminal's `job`, also each process of the job's
+ *  group that started no earlier than the child and whose parent is outside the group: an
+ *  orphan of the tree (leader-run and the shell's other commands in the group started
+ *  before the child; anything else started since in the group has a parent in it, unless
+ *  that parent is gone), found even if it cleared its environment. */
+function members(sid: number | null, mark: string | undefined, job?: Job): ProcInfo[] {
+  if (!hasProc) return sid !== null && groupAlive(sid) ? [{ pid: sid, ppid: 0, pgrp: sid, session: sid, state: 'R', start: 0 }] : [];
   const procs = readProcs();
+  const groupOf = new Map(procs.map((p) => [p.pid, p.pgrp]));
+  const orphan = (p: ProcInfo): boolean => !!job && p.pgrp === job.pgrp && p.start >= job.since && groupOf.get(p.ppid) !== job.pgrp;
   const ids = new Set<number>();
-  for (const p of procs) if ((sid !== null && p.session === sid) || (mark && p.pid !== process.pid && marked(p.pid, mark))) ids.add(p.pid);
+  for (const p of procs) if ((sid !== null && p.session === sid) || orphan(p) || (mark && p.pid !== process.pid && marked(p.pid, mark))) ids.add(p.pid);
   // Descendants that left the session but still hang below a member.
   let grew = true;
   while (grew) {
@@ -121,17 +140,20 @@ export class ProcessTree {
    *  when the child does not lead a session (a terminal's job). */
   readonly sid: number | null;
   readonly #mark: string | undefined;
+  readonly #job: Job | undefined;
 
-  /** `mark` is `LEADER_RUN_TERM=<nonce>` as it stands in the child's environment. */
-  constructor(sid: number | null, mark?: string) {
+  /** `mark` is `LEADER_RUN_TERM=<nonce>` as it stands in the child's environment; `job`, in a
+   *  terminal's job (sid null), where the orphans of the tree are found. */
+  constructor(sid: number | null, mark?: string, job?: Job) {
     if (sid !== null && !(sid > 1)) throw new RangeError(`not a child's pid: ${sid}`);
     this.sid = sid;
     this.#mark = mark;
+    this.#job = job;
   }
 
   /** The processes of the tree that still run (any of their tasks). */
   running(): number[] {
-    return members(this.sid, this.#mark)
+    return members(this.sid, this.#mark, this.#job)
       .filter(running)
       .map((p) => p.pid);
   }
@@ -141,13 +163,13 @@ export class ProcessTree {
    *  group whose members got the signal already (leader-run's job in a terminal), left out. */
   signal(signal: NodeJS.Signals, except?: number): void {
     if (this.sid !== null) trySignal(-this.sid, signal, []);
-    for (const p of members(this.sid, this.#mark)) if (p.pgrp !== this.sid && p.pgrp !== except) trySignal(p.pid, signal, []);
+    for (const p of members(this.sid, this.#mark, this.#job)) if (p.pgrp !== this.sid && p.pgrp !== except) trySignal(p.pid, signal, []);
   }
 
   /** Sends `signal` to the members of the tree in process group `pgrp`, one by one (the
    *  group itself may hold processes outside the tree: leader-run's job in a terminal). */
   signalGroup(pgrp: number, signal: NodeJS.Signals): void {
-    for (const p of members(this.sid, this.#mark)) if (p.pgrp === pgrp) trySignal(p.pid, signal, []);
+    for (const p of members(this.sid, this.#mark, this.#job)) if (p.pgrp === pgrp) trySignal(p.pid, signal, []);
   }
 
   /** SIGKILL to the group and to every member one by one (a repeated SIGKILL changes
@@ -156,7 +178,7 @@ export class ProcessTree {
   #killRound(): Set<number> {
     const denied: number[] = [];
     if (this.sid !== null) trySignal(-this.sid, 'SIGKILL', []);
-    for (const p of members(this.sid, this.#mark)) trySignal(p.pid, 'SIGKILL', denied);
+    for (const p of members(this.sid, this.#mark, this.#job)) trySignal(p.pid, 'SIGKILL', denied);
     return new Set(denied);
   }
 

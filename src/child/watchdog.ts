@@ -16,12 +16,12 @@
  * the watchdog even when leader-run died first.
  */
 import { type ChildProcess, execFile, spawn as spawnProcess } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { ExitStatus, execFailureStatus } from '../core/exit-status.ts';
 import { elapsedMs, type Instant, instantNow } from '../core/time.ts';
 import { decide } from './fence-policy.ts';
 import type { FromWatchdog, LeaseDeadlines, StopCause, ToWatchdog } from './protocol.ts';
-import { ProcessTree, parseStat, TERM_MARK } from './tree.ts';
+import { ProcessTree, statOf, TERM_MARK } from './tree.ts';
 
 const now = instantNow;
 
@@ -136,11 +136,6 @@ function heardByJob(signal: NodeJS.Signals): boolean {
   return at !== undefined && now().mono - at < 1000;
 }
 
-/** This process's own process group: leader-run's, and in a terminal's job the child's. */
-function ownGroup(): number {
-  return parseStat(readFileSync('/proc/self/stat', 'latin1')).pgrp;
-}
-
 function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
   deadlines = m.deadlines;
   anchor = m.anchor;
@@ -188,9 +183,12 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
     const mark = m.env[TERM_MARK];
     const marked = mark === undefined ? undefined : `${TERM_MARK}=${mark}`;
     childPid = sub.pid;
-    job = m.inJob ? ownGroup() : null;
-    tree = new ProcessTree(m.inJob ? null : sub.pid, marked);
-    send({ t: 'spawned', pid: sub.pid });
+    // Not reaped before this turn ends: its stat is there to read.
+    const [self, child] = m.inJob ? [statOf('self'), statOf(sub.pid)] : [];
+    job = self?.pgrp ?? null;
+    const inJob = self && child ? { pgrp: self.pgrp, since: child.start } : undefined;
+    tree = new ProcessTree(m.inJob ? null : sub.pid, marked, inJob);
+    send({ t: 'spawned', pid: sub.pid, job: inJob });
   }
   check();
 }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { sharedCluster } from '../support/cluster.ts';
 import { candidates, FAST, type LeaderRun, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
-import { statFields, watchdogOf } from '../support/procs.ts';
+import { known, running, signalKnown, statFields, watchdogOf } from '../support/procs.ts';
 
 /** The fields of /proc/<pid>/stat this file looks at. */
 function job(pid: number): { state: string; pgrp: number; session: number; tpgid: number } {
@@ -109,6 +109,23 @@ describe('in a terminal', () => {
     await said(lr, 'ptyjob: continued');
     assert.equal(await lr.exitCode(), 0, 'a short stop costs nothing: the Lease was renewed on waking');
     assert.match(lr.screen, /done/);
+  });
+
+  it('an orphan of the tree that cleared its environment is still found: no release while it runs', async (t) => {
+    const info = await sharedCluster();
+    // The child leaves a process with no mark behind and exits: its parent is gone, its session
+    // is the terminal's; only its process group (the job) says it is the tree's.
+    // (It ignores SIGHUP, so the terminal's hang-up when the test's shell exits cannot stop it.)
+    const leaves = ['--', 'sh', '-c', `env -i sh -c "trap '' HUP; exec sleep 300" & echo "orphan $!"`];
+    const lr = candidates(t).start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', uniqueName('tty-orphan'), ...FAST, ...leaves], {
+      terminal: true,
+    });
+    await onScreen(lr, 'orphan ');
+    const orphan = known(Number(/orphan (\d+)/.exec(lr.screen)![1]));
+    t.after(() => signalKnown(orphan, 'SIGKILL'));
+    assert.equal(await lr.exitCode(), 0);
+    assert.ok(!running(orphan.pid), 'stopped with the tree before the Lease was released');
+    assert.ok(lr.has('child-gone') && lr.has('released'));
   });
 
   it('stopped past the renew deadline, the child is stopped by the deadline, and another leads after', async (t) => {

@@ -9,7 +9,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 describe('the process tree', () => {
   it('reads the fields after the last parenthesis of the command name', () => {
-    assert.deepEqual(parseStat('42 (a) b (c)) S 1 42 42 0 -1'), { state: 'S', ppid: 1, pgrp: 42, session: 42 });
+    const rest = '0 -1 4194560 95 0 0 0 0 0 0 0 20 0 1 0 7117';
+    assert.deepEqual(parseStat(`42 (a) b (c)) S 1 42 42 ${rest}`), { state: 'S', ppid: 1, pgrp: 42, session: 42, start: 7117 });
   });
 
   it('counts a process whose main thread exited as running while a thread runs, and kills it', async () => {

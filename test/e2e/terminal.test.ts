@@ -46,10 +46,13 @@ describe('in a terminal', () => {
     assert.equal(await lr.exitCode(), 0);
     assert.match(lr.screen, /got s3cret/);
 
-    const apart = candidates(t).start([...kc, '--lock-name', uniqueName('tty-off'), '--no-terminal', ...FAST, ...prompt], { terminal: true });
-    const alone = Number((await apart.waitFor('child-started')).pid);
-    assert.equal(job(alone).session, alone, 'with --no-terminal the child leads a session of its own');
-    assert.notEqual(await apart.exitCode(), 0, 'and has no terminal to prompt on');
+    // The child says its own session and pid first: it may be gone before /proc can be read.
+    const sayWho = ['--', 'sh', '-c', `echo "pid $$ sid $(cut -d' ' -f6 /proc/$$/stat)"; ${prompt[3]}`];
+    const apart = candidates(t).start([...kc, '--lock-name', uniqueName('tty-off'), '--no-terminal', ...FAST, ...sayWho], { terminal: true });
+    assert.notEqual(await apart.exitCode(), 0, 'it has no terminal to prompt on');
+    const who = /pid (\d+) sid (\d+)/.exec(apart.screen);
+    assert.ok(who, apart.screen);
+    assert.equal(who[2], who[1], 'with --no-terminal the child leads a session of its own');
   });
 
   it('Ctrl-C reaches the child once, from the terminal; a SIGINT to leader-run alone is passed on', async (t) => {

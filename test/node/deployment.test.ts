@@ -102,17 +102,25 @@ function readLedger(): Entry[] {
 }
 
 /** One child at a time: each child's ledger entries (start, beats, exit) span an interval, and
- *  no two intervals overlap. Returns the handovers: last entry of one → start of the next. */
+ *  no two intervals overlap. Returns the handovers: last entry of one → start of the next.
+ *  A child is its Pod and pid from one `start` on: a restarted container is a fresh PID
+ *  namespace, where the next child often gets the same pid as the one before it. */
 function checkLedger(): Array<{ from: string; to: string; gapMs: number; exited: boolean }> {
-  const terms = new Map<string, { pod: string; first: number; last: number; exited: boolean }>();
+  type Term = { pod: string; first: number; last: number; exited: boolean };
+  const current = new Map<string, Term>();
+  const terms: Term[] = [];
   for (const e of readLedger()) {
     const key = `${e.pod}/${e.pid}`;
-    const t = terms.get(key) ?? { pod: e.pod, first: e.ms, last: e.ms, exited: false };
+    let t = current.get(key);
+    if (!t || e.what === 'start') {
+      t = { pod: e.pod, first: e.ms, last: e.ms, exited: false };
+      current.set(key, t);
+      terms.push(t);
+    }
     t.last = Math.max(t.last, e.ms);
     if (e.what === 'exit') t.exited = true;
-    terms.set(key, t);
   }
-  const sorted = [...terms.values()].sort((a, b) => a.first - b.first);
+  const sorted = terms.sort((a, b) => a.first - b.first);
   const handovers: Array<{ from: string; to: string; gapMs: number; exited: boolean }> = [];
   for (let i = 1; i < sorted.length; i++) {
     const [prev, next] = [sorted[i - 1]!, sorted[i]!];

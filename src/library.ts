@@ -196,7 +196,7 @@ export class LeaderElection {
       namespaceFrom: o.lockNamespace === undefined ? ` (the kubeconfig context's namespace in ${target.source})` : ' (option lockNamespace)',
       namespaceOption: 'option lockNamespace',
     };
-    le.#startup = new StartupWindow(systemClock, le.#startupTimeoutMs, 'option startupTimeoutMs');
+    le.#startup = new StartupWindow(systemClock, le.#startupTimeoutMs, 'option startupTimeoutMs', client.server.origin);
     le.#elector = new Elector({ identity, timing }, lock, systemClock, {
       newLeader: (holder) => le.#emit('new-leader', { holder }),
       startedLeading: (term) => le.#startedLeading(term),
@@ -276,7 +276,7 @@ export class LeaderElection {
 
   #watchStartup(): void {
     const timer = setTimeout(() => {
-      const fatal = this.#startup.expired(this.#client.server.origin);
+      const fatal = this.#startup.expired();
       if (fatal) void this.#fail(new LeaderElectionError('unreachable', fatal.status, fatal.message));
     }, this.#startupTimeoutMs);
     timer.unref();

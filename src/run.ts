@@ -157,7 +157,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
     minHoldMs: cfg.minHoldMs,
     oncePerMs: cfg.oncePerMs,
   });
-  const startup = new StartupWindow(clock, cfg.startupTimeoutMs, '--startup-timeout');
+  const startup = new StartupWindow(clock, cfg.startupTimeoutMs, '--startup-timeout', client.server.origin);
   let finish!: (status: number) => void;
   let exitCause = '';
   const waitingFor = new Map<number, string>();
@@ -342,7 +342,7 @@ export async function runLeader(cfg: RunConfig, baseLog: Logger, version: string
   if (cfg.waitTimeoutMs) timers.push(clock.after(cfg.waitTimeoutMs, () => dispatch({ type: 'wait-timeout' })));
   timers.push(
     clock.after(cfg.startupTimeoutMs, () => {
-      const fatal = startup.expired(client.server.origin);
+      const fatal = startup.expired();
       if (fatal) dispatch({ type: 'fatal', fatal });
     }),
   );

@@ -32,7 +32,11 @@ export class StartupWindow {
   #asking = false;
   #lastError = '';
 
-  constructor(clock: Clock, timeoutMs: number, option: string) {
+  readonly #server: string;
+
+  /** `server`: the API server's address, which the failure names. */
+  constructor(clock: Clock, timeoutMs: number, option: string, server: string) {
+    this.#server = server;
     this.#clock = clock;
     this.#timeoutMs = timeoutMs;
     this.#option = option;
@@ -54,7 +58,7 @@ export class StartupWindow {
       return { do: 'ask-if-starting' };
     }
     if (!verdict.retry) return { do: 'end', fatal: verdict };
-    if (!this.#reached && this.#clock.now().mono - this.#startedAt >= this.#timeoutMs) return { do: 'end', fatal: this.#unreachable(`: ${e.message}`) };
+    if (!this.#reached && this.#clock.now().mono - this.#startedAt >= this.#timeoutMs) return { do: 'end', fatal: this.#unreachable(e.message) };
     this.#lastError = e.message;
     return { do: 'retry', message: e.message };
   }
@@ -69,16 +73,17 @@ export class StartupWindow {
   }
 
   /** At the end of the window: the failure if the server was never reached. */
-  expired(server: string): Fatal | undefined {
+  expired(): Fatal | undefined {
     if (this.#reached) return undefined;
-    return this.#unreachable(` at ${server}${this.#lastError ? `: ${this.#lastError}` : ''}`);
+    return this.#unreachable(this.#lastError);
   }
 
-  #unreachable(detail: string): Fatal {
+  /** The same words whichever comes first at the end of the window: the timer or a failure. */
+  #unreachable(lastError: string): Fatal {
     return {
       status: ExitStatus.unavailable,
       event: 'unreachable',
-      message: `API server unreachable for ${formatDuration(this.#timeoutMs)} (${this.#option})${detail}`,
+      message: `API server unreachable for ${formatDuration(this.#timeoutMs)} (${this.#option}) at ${this.#server}${lastError ? `: ${lastError}` : ''}`,
     };
   }
 }

@@ -13,27 +13,27 @@ const noperm: Verdict = { retry: false, status: 77, event: 'forbidden', message:
 describe('the start-up window', () => {
   it('retries an unreachable server until the window ends, then 69', async () => {
     const clock = new FakeClock();
-    const w = new StartupWindow(clock, 30_000, '--startup-timeout');
+    const w = new StartupWindow(clock, 30_000, '--startup-timeout', 'https://h:6443');
     assert.equal(w.failed(refused, retry).do, 'retry');
     await clock.advance(30_000);
     const d = w.failed(refused, retry);
     assert.equal(d.do, 'end');
-    assert.match(d.do === 'end' ? d.fatal.message : '', /^API server unreachable for 30s \(--startup-timeout\): get Lease x/);
-    assert.match(w.expired('https://h:6443')?.message ?? '', /unreachable for 30s \(--startup-timeout\) at https:\/\/h:6443: get Lease x/);
+    assert.match(d.do === 'end' ? d.fatal.message : '', /^API server unreachable for 30s \(--startup-timeout\) at https:\/\/h:6443: get Lease x/);
+    assert.match(w.expired()?.message ?? '', /unreachable for 30s \(--startup-timeout\) at https:\/\/h:6443: get Lease x/);
   });
 
   it('never ends a run that reached the server on unreachability', async () => {
     const clock = new FakeClock();
-    const w = new StartupWindow(clock, 1000, '--startup-timeout');
+    const w = new StartupWindow(clock, 1000, '--startup-timeout', 'https://h:6443');
     w.answered();
     await clock.advance(5000);
     assert.equal(w.failed(refused, retry).do, 'retry');
-    assert.equal(w.expired('x'), undefined);
+    assert.equal(w.expired(), undefined);
   });
 
   it('asks whether the server is starting before a denial is final, for as long as the window', async () => {
     const clock = new FakeClock();
-    const w = new StartupWindow(clock, 10_000, '--startup-timeout');
+    const w = new StartupWindow(clock, 10_000, '--startup-timeout', 'https://h:6443');
     assert.equal(w.failed(denied, noperm).do, 'ask-if-starting');
     assert.equal(w.failed(denied, noperm).do, 'retry', 'one question at a time');
     assert.equal(w.starting(true, denied, noperm).do, 'retry');

@@ -21,7 +21,7 @@ import {
 } from '../support/cluster.ts';
 import { alive, candidates, FAST, FAST_D_MS, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
 import { nativeFixture } from '../support/native.ts';
-import { known, signalKnown, watchdogOf } from '../support/procs.ts';
+import { catches, known, signalKnown, watchdogOf } from '../support/procs.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -307,7 +307,10 @@ describe('F10: signals meant for the whole unit', () => {
     const ledger = path.join(tempDir(), 'ledger');
     const a = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'a', ...FAST, ...workerCmd(ledger)]);
     await a.waitFor('new-lease-hold');
-    process.kill(watchdogOf(a.pid)!, 'SIGTERM');
+    // Until Node has run the watchdog's script, a SIGTERM kills it like any process (F7's case).
+    const wd = watchdogOf(a.pid)!;
+    await until(() => catches(wd, 'SIGTERM'), 10_000, 'the watchdog to handle SIGTERM');
+    process.kill(wd, 'SIGTERM');
     await started(ledger, 1);
     a.signal('SIGTERM');
     assert.equal(await a.exitCode(10_000), 143);

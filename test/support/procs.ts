@@ -2,6 +2,7 @@
  *  start times (to tell a process we started from a later one that reused its pid), parents,
  *  children, and leader-run's watchdog. */
 import fs from 'node:fs';
+import os from 'node:os';
 
 /** The fields of /proc/<pid>/stat after the command name, which may hold spaces and
  *  parentheses: they start after the last ')'. f[0] is the state, f[1] the ppid. */
@@ -114,6 +115,19 @@ export function processesMatching(needle: string): number[] {
 /** The watchdog process that the leader-run with pid `main` forked, if any. */
 export function watchdogOf(main: number): number | undefined {
   return childrenOf(main).find((p) => /watchdog/.test(cmdline(p)));
+}
+
+/** Whether the process has a handler for `signal` installed (SigCgt in /proc/<pid>/status).
+ *  Node resets every inherited disposition at start-up and installs its handlers only once the
+ *  script runs: before then a SIGTERM kills it as it would any process. */
+export function catches(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    const mask = /^SigCgt:\s+([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
+    const bit = BigInt(os.constants.signals[signal] - 1);
+    return mask !== undefined && ((BigInt(`0x${mask}`) >> bit) & 1n) === 1n;
+  } catch {
+    return false;
+  }
 }
 
 export const monoNow = (): number => Number(process.hrtime.bigint()) / 1e6;

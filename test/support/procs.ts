@@ -118,8 +118,9 @@ export function watchdogOf(main: number): number | undefined {
 }
 
 /** Whether the process has a handler for `signal` installed (SigCgt in /proc/<pid>/status).
- *  Node resets every inherited disposition at start-up and installs its handlers only once the
- *  script runs: before then a SIGTERM kills it as it would any process. */
+ *  Node resets every inherited disposition at start-up. It catches SIGINT and SIGTERM itself
+ *  from then on, only to restore the terminal and die of them; a script's own handlers come
+ *  later. So ask about a signal Node leaves alone. */
 export function catches(pid: number, signal: NodeJS.Signals): boolean {
   try {
     const mask = /^SigCgt:\s+([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];

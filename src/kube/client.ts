@@ -3,17 +3,21 @@
  *
  * @kubernetes/client-node supplies what is hard to get right — kubeconfig
  * loading, credentials (tokens, client certificates, exec plugins, in-cluster
- * service accounts) and TLS settings. The requests themselves go through one
- * keep-alive agent of ours, because the election needs what the generated
- * client does not give: a deadline on every call (including a credential
- * plugin that hangs), one reused TLS connection, and the Lease as raw JSON
- * (its typed model truncates MicroTime to milliseconds, which the server
+ * service accounts) and TLS settings. The requests themselves go over one
+ * HTTP/2 connection of ours (h2.ts; a keep-alive HTTP/1.1 agent for servers
+ * that do not speak it), because the election needs what the generated client
+ * does not give: a deadline on every call (including a credential plugin that
+ * hangs), the watch and the writes on one TLS connection, and the Lease as raw
+ * JSON (its typed model truncates MicroTime to milliseconds, which the server
  * rejects).
  */
 import * as http from 'node:http';
+import type { ClientHttp2Session, ClientHttp2Stream } from 'node:http2';
 import * as https from 'node:https';
+import type { Readable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ApiError, type Call, describeCall, kindOfStatus, transportError } from './errors.ts';
+import { Http2Connection } from './h2.ts';
 
 export interface RequestOptions {
   readonly method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -28,7 +32,9 @@ export interface RequestOptions {
 export class KubeClient {
   readonly server: URL;
   readonly #kc: KubeConfig;
+  /** HTTP/1.1, for http:// servers and servers that do not choose h2. */
   readonly #agent: http.Agent;
+  readonly #h2: Http2Connection | undefined;
   readonly #userAgent: string;
 
   constructor(kc: KubeConfig, tls: https.AgentOptions, userAgent: string) {
@@ -38,7 +44,9 @@ export class KubeClient {
     this.#kc = kc;
     this.#userAgent = userAgent;
     const keepAlive = { keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 4 };
-    this.#agent = this.server.protocol === 'http:' ? new http.Agent(keepAlive) : new https.Agent({ ...tls, ...keepAlive });
+    const plain = this.server.protocol === 'http:';
+    this.#agent = plain ? new http.Agent(keepAlive) : new https.Agent({ ...tls, ...keepAlive });
+    this.#h2 = plain ? undefined : new Http2Connection(this.server, tls);
   }
 
   /** Reads TLS material once; credentials are refreshed per request (tokens rotate). */
@@ -62,28 +70,23 @@ export class KubeClient {
   /** Opens a streaming GET (a watch) and hands each line to onLine until the stream ends or
    *  the signal aborts. Resolves when the stream ends. */
   async stream(o: Omit<RequestOptions, 'method' | 'body'>, onLine: (line: string) => void): Promise<void> {
-    const req = await this.#open({ ...o, method: 'GET' });
-    const res = await responseOf(req, o.call);
-    if (res.statusCode !== 200) {
-      const body = await readAll(res);
-      throw statusError(res.statusCode ?? 0, body, o.call);
+    const res = await this.#exchange({ ...o, method: 'GET' }, true);
+    if (res.status !== 200) {
+      const body = await readAll(res.body).catch((e) => Promise.reject(transportError(e, o.call)));
+      throw statusError(res.status, body, o.call);
     }
-    res.setEncoding('utf8');
+    res.body.setEncoding('utf8');
     let buf = '';
-    await new Promise<void>((resolve, reject) => {
-      res.on('data', (chunk: string) => {
-        buf += chunk;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (line.trim()) onLine(line);
-        }
-      });
-      res.on('end', resolve);
-      res.on('error', (e) => reject(transportError(e, o.call)));
-      res.on('aborted', () => reject(transportError(Object.assign(new Error('aborted'), { name: 'AbortError' }), o.call)));
+    res.body.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.trim()) onLine(line);
+      }
     });
+    await whenRead(res.body).catch((e) => Promise.reject(transportError(e, o.call)));
   }
 
   /** Whether the server is still starting, by GET /readyz with our credentials (every
@@ -99,25 +102,76 @@ export class KubeClient {
     }
   }
 
-  /** Closes idle connections so the process can exit promptly. */
+  /** Closes the connections so the process can exit promptly. */
   close(): void {
+    this.#h2?.close();
     this.#agent.destroy();
   }
 
   async #send(o: RequestOptions): Promise<{ status: number; body: string }> {
-    const req = await this.#open(o);
-    const res = await responseOf(req, o.call, o.body === undefined ? undefined : JSON.stringify(o.body));
-    return { status: res.statusCode ?? 0, body: await readAll(res).catch((e) => Promise.reject(transportError(e, o.call))) };
+    const res = await this.#exchange(o, false);
+    return { status: res.status, body: await readAll(res.body).catch((e) => Promise.reject(transportError(e, o.call))) };
   }
 
-  async #open(o: RequestOptions): Promise<http.ClientRequest> {
+  /** Sends a request and waits for the head of its answer, over HTTP/2 when the server
+   *  speaks it. The body is left to the caller to read. */
+  async #exchange(o: RequestOptions, watch: boolean): Promise<{ status: number; body: Readable }> {
     const headers = await withDeadline(this.#credentials(), o.signal, o.call);
     headers['accept'] = 'application/json';
     headers['user-agent'] = this.#userAgent;
     if (o.body !== undefined) headers['content-type'] = 'application/json';
+    const body = o.body === undefined ? undefined : JSON.stringify(o.body);
+    const session = this.#h2 ? await this.#h2.session(o.signal).catch((e) => Promise.reject(transportError(e, o.call))) : null;
+    if (session) return this.#exchangeH2(session, o, headers, body, watch);
     const url = new URL(o.path, this.server);
     const mod = url.protocol === 'http:' ? http : https;
-    return mod.request(url, { method: o.method, headers, agent: this.#agent, signal: o.signal });
+    const req = mod.request(url, { method: o.method, headers, agent: this.#agent, signal: o.signal });
+    const res = await responseOf(req, o.call, body);
+    return { status: res.statusCode ?? 0, body: res };
+  }
+
+  #exchangeH2(
+    session: ClientHttp2Session,
+    o: RequestOptions,
+    headers: Record<string, string>,
+    body: string | undefined,
+    watch: boolean,
+  ): Promise<{ status: number; body: Readable }> {
+    const h2 = this.#h2!;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request({ ...headers, ':method': o.method, ':path': o.path }, { endStream: body === undefined, signal: o.signal });
+    } catch (e) {
+      // The session began to close (GOAWAY) since it was handed out.
+      h2.discard(session);
+      return Promise.reject(transportError(e, o.call));
+    }
+    h2.track(session, stream);
+    // A request given up before its whole answer came may sit on a stuck connection: give
+    // the connection up with it, as HTTP/1.1 destroys that request's socket. A watch is
+    // given up as a matter of course (the election stops listening); its connection is fine.
+    let answered = false;
+    stream.once('end', () => (answered = true));
+    const onAbort = () => {
+      if (!answered && !watch) h2.discard(session);
+    };
+    o.signal.addEventListener('abort', onAbort, { once: true });
+    stream.once('close', () => o.signal.removeEventListener('abort', onAbort));
+    return new Promise((resolve, reject) => {
+      let responded = false;
+      stream.once('response', (h) => {
+        responded = true;
+        stream.removeListener('error', fail);
+        resolve({ status: Number(h[':status'] ?? 0), body: stream });
+      });
+      const fail = (e: Error) => reject(transportError(e, o.call));
+      stream.once('error', fail);
+      // Reset by the server without an error of ours (RST_STREAM): no answer either.
+      stream.once('close', () => {
+        if (!responded) fail(Object.assign(new Error('the server reset the request'), { code: 'ECONNRESET' }));
+      });
+      if (body !== undefined) stream.end(body);
+    });
   }
 
   async #credentials(): Promise<Record<string, string>> {
@@ -136,14 +190,24 @@ function responseOf(req: http.ClientRequest, call: Call, body?: string): Promise
   });
 }
 
-function readAll(res: http.IncomingMessage): Promise<string> {
+/** Resolves when a body has been read to its end; rejects if it breaks off first. */
+function whenRead(body: Readable): Promise<void> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    res.on('error', reject);
-    res.on('aborted', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));
+    body.once('end', resolve);
+    body.once('error', reject);
+    body.once('aborted', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));
+    // An HTTP/2 stream that closes without an end (RST_STREAM) broke off too.
+    body.once('close', () => {
+      if (!body.readableEnded) reject(Object.assign(new Error('the answer broke off'), { code: 'ECONNRESET' }));
+    });
   });
+}
+
+async function readAll(body: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  body.on('data', (c: Buffer) => chunks.push(c));
+  await whenRead(body);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** A credential plugin that hangs must not hold up the election: race it against the deadline. */

@@ -6,17 +6,22 @@ import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 
 /** pass: forward both ways. blackhole: hold every byte (a partition). reset: reset every
- *  connection. lose-replies: connections that are already open pass; a new connection
- *  completes its TLS handshake, then carries requests to the server but none of the
- *  server's bytes back (a write lands, its answer is lost), and keeps doing so after the
- *  mode changes. */
+ *  connection. lose-replies: every connection carries its next request to the server but
+ *  none of the server's bytes back from then on (a write lands, its answer is lost), and
+ *  keeps doing so after the mode changes; a new connection completes its TLS handshake
+ *  first. A request already answered, or a watch already open, goes on as it was until the
+ *  client sends another request on its connection (over HTTP/2 the watch and the writes
+ *  share one). */
 export type FaultMode = 'pass' | 'blackhole' | 'reset' | 'lose-replies';
 
 interface Conn {
   client: net.Socket;
   upstream?: net.Socket;
-  /** Opened under lose-replies: the server's bytes never reach the client. */
-  losesReplies?: boolean;
+  /** Requests the client has sent on this connection (see requestCounter). */
+  requests: { count: number };
+  /** Set under lose-replies: the server's bytes stop reaching the client once the client
+   *  has sent more requests than this. */
+  losesRepliesAfter?: number;
 }
 
 export class FaultProxy {
@@ -84,7 +89,9 @@ export class FaultProxy {
       reset(client);
       return;
     }
-    const conn: Conn = { client, losesReplies: this.#mode === 'lose-replies' };
+    // Counted from the first byte, so the count stays on TLS record boundaries.
+    const conn: Conn = { client, requests: requestCounter(client) };
+    if (this.#mode === 'lose-replies') conn.losesRepliesAfter = 0;
     this.#conns.add(conn);
     client.on('close', (hadError) => {
       this.#conns.delete(conn);
@@ -111,6 +118,8 @@ export class FaultProxy {
         return;
       case 'pass':
       case 'lose-replies':
+        // Under lose-replies the connection passes until its next request.
+        if (this.#mode === 'lose-replies') conn.losesRepliesAfter ??= conn.requests.count;
         if (!conn.upstream) this.#connectUpstream(conn);
         else {
           conn.client.resume();
@@ -131,15 +140,12 @@ export class FaultProxy {
       else client.end();
     });
     pipe(client, upstream, () => this.#mode);
-    if (conn.losesReplies) {
-      const firstRequest = requestWatch(client);
-      pipe(
-        upstream,
-        client,
-        () => this.#mode,
-        () => firstRequest.seen,
-      );
-    } else pipe(upstream, client, () => this.#mode);
+    pipe(
+      upstream,
+      client,
+      () => this.#mode,
+      () => conn.losesRepliesAfter !== undefined && conn.requests.count > conn.losesRepliesAfter,
+    );
     // A client held in blackhole was paused explicitly; listeners alone do not restart it.
     client.resume();
   }
@@ -158,16 +164,17 @@ function pipe(from: net.Socket, to: net.Socket, mode: () => FaultMode, drop: () 
   from.on('end', () => to.end());
 }
 
-/** Watches the TLS records a client sends for the first HTTP request: the first
- *  application-data record too large to be a handshake Finished (TLS 1.3 sends its Finished
- *  as a 53-byte application-data record; any request with headers is far larger). */
-function requestWatch(client: net.Socket): { seen: boolean } {
-  const state = { seen: false };
+/** Counts the HTTP requests in the TLS records a client sends: application-data records too
+ *  large to be a handshake Finished (TLS 1.3 sends its Finished as a 53-byte application-data
+ *  record), an HTTP/2 preface or control frame (SETTINGS, WINDOW_UPDATE, PING); a request's
+ *  headers or body are far larger. */
+function requestCounter(client: net.Socket): { count: number } {
+  const state = { count: 0 };
   let header = Buffer.alloc(0);
   let skip = 0;
   client.on('data', (chunk: Buffer) => {
     let at = 0;
-    while (!state.seen && at < chunk.length) {
+    while (at < chunk.length) {
       if (skip > 0) {
         const n = Math.min(skip, chunk.length - at);
         skip -= n;
@@ -181,7 +188,7 @@ function requestWatch(client: net.Socket): { seen: boolean } {
       const type = header[0];
       const length = header.readUInt16BE(3);
       header = Buffer.alloc(0);
-      if (type === 23 && length > 100) state.seen = true;
+      if (type === 23 && length > 100) state.count++;
       skip = length;
     }
   });

@@ -545,8 +545,8 @@ describe('F9: a stop while an acquire’s answer was lost', () => {
     const a = lr.start(['--kubeconfig', kubeconfig, '--lock-name', name, '--id', 'a', ...FAST, ...workerCmd(ledger)]);
     await a.waitFor('new-leader');
     await sleep(500); // the watch is up, on the connection the first read opened
-    // From now on a's new connections carry its requests but lose the answers: its acquire,
-    // sent on a fresh connection (the watch holds the first), lands unanswered.
+    // From now on a's connections carry its next requests but lose the answers: its acquire
+    // (on the watch's connection over HTTP/2, on a fresh one over HTTP/1.1) lands unanswered.
     proxy.setMode('lose-replies');
     b.signal('SIGTERM');
     await b.exitCode();

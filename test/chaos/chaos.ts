@@ -49,6 +49,9 @@ export const FAULT_KINDS = [
   'sigstop',
   'blackhole',
   'reset',
+  // Requests reach the server, answers never come back: writes land unanswered (F9's fault),
+  // on the connection already open (over HTTP/2, the watch's and the renewals' one).
+  'lose-replies',
   'apiserver-freeze',
   'apiserver-kill',
   'lease-delete',
@@ -576,6 +579,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       kind === 'sigstop' ||
       kind === 'blackhole' ||
       kind === 'reset' ||
+      kind === 'lose-replies' ||
       kind === 'apiserver-freeze' ||
       kind === 'watchdog-sigstop' ||
       kind === 'unit-sigstop' ||
@@ -658,7 +662,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         signal(leader, 'SIGSTOP');
         return { t0, healed: healAfter(d.pauseMs, () => signal(leader, 'SIGCONT')), detail: d.detail };
       case 'blackhole':
-      case 'reset': {
+      case 'reset':
+      case 'lose-replies': {
         const proxy = leader.slot.proxy;
         t0 = monoNow();
         proxy.setMode(d.kind);

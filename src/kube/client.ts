@@ -27,6 +27,12 @@ export interface RequestOptions {
   readonly signal: AbortSignal;
   /** What the call is (verb, resource, object), for errors and the failure policy. */
   readonly call: Call;
+  /** This call giving up before its whole answer came means the connection may be stuck
+   *  (a partition): give the connection up with it, so the next call dials afresh, as
+   *  HTTP/1.1 destroys that call's socket. For the Lease's own calls, whose retries must
+   *  reach the server within the renew deadline. Other calls (events, routing) may time out
+   *  because the server is slow for their resource; they leave the shared connection alone. */
+  readonly redialOnTimeout?: boolean;
 }
 
 export class KubeClient {
@@ -121,8 +127,9 @@ export class KubeClient {
     headers['user-agent'] = this.#userAgent;
     if (o.body !== undefined) headers['content-type'] = 'application/json';
     const body = o.body === undefined ? undefined : JSON.stringify(o.body);
-    const session = this.#h2 ? await this.#h2.session(o.signal).catch((e) => Promise.reject(transportError(e, o.call))) : null;
-    if (session) return this.#exchangeH2(session, o, headers, body, watch);
+    const redial = !watch && o.redialOnTimeout === true;
+    const session = this.#h2 ? await this.#h2.session(o.signal, redial).catch((e) => Promise.reject(transportError(e, o.call))) : null;
+    if (session) return this.#exchangeH2(session, o, headers, body, redial);
     const url = new URL(o.path, this.server);
     const mod = url.protocol === 'http:' ? http : https;
     const req = mod.request(url, { method: o.method, headers, agent: this.#agent, signal: o.signal });
@@ -135,7 +142,7 @@ export class KubeClient {
     o: RequestOptions,
     headers: Record<string, string>,
     body: string | undefined,
-    watch: boolean,
+    redial: boolean,
   ): Promise<{ status: number; body: Readable }> {
     const h2 = this.#h2!;
     let stream: ClientHttp2Stream;
@@ -147,24 +154,27 @@ export class KubeClient {
       return Promise.reject(transportError(e, o.call));
     }
     h2.track(session, stream);
-    // A request given up before its whole answer came may sit on a stuck connection: give
-    // the connection up with it, as HTTP/1.1 destroys that request's socket. A watch is
-    // given up as a matter of course (the election stops listening); its connection is fine.
-    let answered = false;
-    stream.once('end', () => (answered = true));
-    const onAbort = () => {
-      if (!answered && !watch) h2.discard(session);
-    };
-    o.signal.addEventListener('abort', onAbort, { once: true });
-    stream.once('close', () => o.signal.removeEventListener('abort', onAbort));
+    // An error may come in the same read as the answer's head, before the caller reads the
+    // body: this listener keeps it from being thrown, and whenRead finds it in stream.errored.
+    stream.on('error', () => {});
+    if (redial) {
+      let answered = false;
+      stream.once('end', () => (answered = true));
+      const onAbort = () => {
+        if (!answered) h2.discard(session);
+      };
+      o.signal.addEventListener('abort', onAbort, { once: true });
+      stream.once('close', () => o.signal.removeEventListener('abort', onAbort));
+    }
     return new Promise((resolve, reject) => {
       let responded = false;
       stream.once('response', (h) => {
         responded = true;
-        stream.removeListener('error', fail);
         resolve({ status: Number(h[':status'] ?? 0), body: stream });
       });
-      const fail = (e: Error) => reject(transportError(e, o.call));
+      const fail = (e: Error) => {
+        if (!responded) reject(transportError(e, o.call));
+      };
       stream.once('error', fail);
       // Reset by the server without an error of ours (RST_STREAM): no answer either.
       stream.once('close', () => {
@@ -190,9 +200,13 @@ function responseOf(req: http.ClientRequest, call: Call, body?: string): Promise
   });
 }
 
-/** Resolves when a body has been read to its end; rejects if it breaks off first. */
+/** Resolves when a body has been read to its end; rejects if it breaks off first, also when
+ *  that happened before this was called. */
 function whenRead(body: Readable): Promise<void> {
   return new Promise((resolve, reject) => {
+    if (body.errored) return reject(body.errored);
+    if (body.readableEnded) return resolve();
+    if (body.destroyed) return reject(Object.assign(new Error('the answer broke off'), { code: 'ECONNRESET' }));
     body.once('end', resolve);
     body.once('error', reject);
     body.once('aborted', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })));

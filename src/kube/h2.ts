@@ -7,7 +7,8 @@
  *
  * What this guarantees: at most one session is in use at a time; a session that failed
  * (error, close, GOAWAY) or was given up (`discard`) is never used again; a dial nobody waits
- * for any more is destroyed, so a partition leaves no half-open handshake behind. The session
+ * for any more, or one a redialling caller's deadline outlived, is destroyed, so a partition
+ * leaves no half-open handshake behind. The session
  * keeps the event loop alive only while a stream is open. When the server does not choose h2
  * in ALPN, `session()` answers null once and for good, and the caller goes on over HTTP/1.1.
  */
@@ -31,12 +32,14 @@ export class Http2Connection {
   }
 
   /** The session to send on, dialling one if there is none; null when the server does not
-   *  speak HTTP/2. Rejects with the dial's error, or an AbortError once `signal` aborts. */
-  async session(signal: AbortSignal): Promise<http2.ClientHttp2Session | null> {
+   *  speak HTTP/2. Rejects with the dial's error, or an AbortError once `signal` aborts.
+   *  `redial`: a dial this caller's deadline outlived is stuck; it is given up for every
+   *  waiter (a watch, which has no deadline, would otherwise keep it for minutes). */
+  async session(signal: AbortSignal, redial = false): Promise<http2.ClientHttp2Session | null> {
     if (this.#refused) return null;
     if (this.#session && usable(this.#session)) return this.#session;
     this.#dial ??= this.#startDial();
-    return this.#wait(this.#dial, signal);
+    return this.#wait(this.#dial, signal, redial);
   }
 
   /** Keeps the session (and so the process) up while a stream on it is open. */
@@ -86,10 +89,12 @@ export class Http2Connection {
           socket.destroy();
           reject(e);
         };
+        const closed = () => fail(Object.assign(new Error('connection closed during the TLS handshake'), { code: 'ECONNRESET' }));
         socket.once('error', fail);
-        socket.once('close', () => fail(Object.assign(new Error('connection closed during the TLS handshake'), { code: 'ECONNRESET' })));
+        socket.once('close', closed);
         socket.once('secureConnect', () => {
-          socket.removeAllListeners('error').removeAllListeners('close');
+          // Ours only: Node's own 'close' listener frees the TLS state.
+          socket.removeListener('error', fail).removeListener('close', closed);
           if (this.#dial === dial) this.#dial = undefined;
           if (socket.alpnProtocol !== 'h2') {
             this.#refused = true;
@@ -116,9 +121,9 @@ export class Http2Connection {
     return session;
   }
 
-  /** Waits for a dial on behalf of one caller; the dial is destroyed when its last waiter
-   *  stops waiting before it finished. */
-  #wait(dial: Dial, signal: AbortSignal): Promise<http2.ClientHttp2Session | null> {
+  /** Waits for a dial on behalf of one caller; the dial is destroyed when its last waiter,
+   *  or a waiter that redials, stops waiting before it finished. */
+  #wait(dial: Dial, signal: AbortSignal, redial: boolean): Promise<http2.ClientHttp2Session | null> {
     if (signal.aborted) return Promise.reject(abortError(signal));
     dial.waiters++;
     return new Promise((resolve, reject) => {
@@ -130,7 +135,7 @@ export class Http2Connection {
       const onAbort = () => {
         if (settled) return;
         leave();
-        if (--dial.waiters === 0 && this.#dial === dial) {
+        if ((--dial.waiters === 0 || redial) && this.#dial === dial) {
           this.#dial = undefined;
           dial.socket.destroy();
         }

@@ -44,7 +44,7 @@ export class KubeLeaseLock implements LeaseLock {
 
   async get(signal: AbortSignal): Promise<LeaseSnapshot | null> {
     try {
-      return snapshotOf(await this.#client.request<LeaseObject>({ method: 'GET', path: this.path, signal, call: this.#call('get') }));
+      return snapshotOf(await this.#client.request<LeaseObject>({ method: 'GET', path: this.path, signal, call: this.#call('get'), redialOnTimeout: true }));
     } catch (e) {
       if (e instanceof ApiError && e.kind === 'not-found') return null;
       throw e;
@@ -84,13 +84,17 @@ export class KubeLeaseLock implements LeaseLock {
       metadata: { name: this.name, namespace: this.namespace },
       spec,
     };
-    return snapshotOf(await this.#client.request<LeaseObject>({ method: 'POST', path: this.collectionPath, body, signal, call: this.#call('create') }));
+    return snapshotOf(
+      await this.#client.request<LeaseObject>({ method: 'POST', path: this.collectionPath, body, signal, call: this.#call('create'), redialOnTimeout: true }),
+    );
   }
 
   async update(prev: LeaseSnapshot, spec: LeaseSpec, signal: AbortSignal): Promise<LeaseSnapshot> {
     const meta = (prev.object['metadata'] ?? {}) as Record<string, unknown>;
     // resourceVersion makes the PUT a compare-and-set; uid makes it fail on a recreated Lease.
     const body = { ...prev.object, metadata: { ...meta, resourceVersion: prev.resourceVersion, uid: prev.uid }, spec };
-    return snapshotOf(await this.#client.request<LeaseObject>({ method: 'PUT', path: this.path, body, signal, call: this.#call('update') }));
+    return snapshotOf(
+      await this.#client.request<LeaseObject>({ method: 'PUT', path: this.path, body, signal, call: this.#call('update'), redialOnTimeout: true }),
+    );
   }
 }

@@ -106,7 +106,7 @@ export function loadTarget(opts: KubeRef): Target {
     throw new ConfigError(
       `${source}: cluster ${JSON.stringify(cluster.name)} has a plain http:// server ${JSON.stringify(cluster.server)}; use https://, or set insecure-skip-tls-verify: true on the cluster if you mean it`,
     );
-  // Our requests go through one agent of our own (see client.ts), which does not tunnel.
+  // Our requests go over a connection of our own (see client.ts), which does not tunnel.
   if (cluster.proxyUrl)
     throw new ConfigError(
       `${source}: cluster ${JSON.stringify(cluster.name)} sets proxy-url ${JSON.stringify(cluster.proxyUrl)}, which leader-run does not support; reach the API server directly, or remove proxy-url`,

@@ -11,6 +11,7 @@ import {
   apiRequest,
   type ClusterInfo,
   FaultProxy,
+  holder,
   LeaderPeer,
   leasePath,
   readLease,
@@ -63,10 +64,6 @@ async function createReleased(info: ClusterInfo, name: string, leaseTransitions 
     spec: { holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now, leaseTransitions },
   });
   assert.equal(r.status, 201, r.text);
-}
-
-async function holder(info: ClusterInfo, name: string): Promise<string> {
-  return (await readLease(info, name))?.spec.holderIdentity ?? '';
 }
 
 describe('F1: a process whose main thread exited while its threads run is alive', () => {

@@ -9,14 +9,10 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import * as tls from 'node:tls';
-import { type ClusterInfo, FaultProxy, readLease, sharedCluster, writeKubeconfig } from '../support/cluster.ts';
+import { type ClusterInfo, FaultProxy, holder, sharedCluster, writeKubeconfig } from '../support/cluster.ts';
 import { candidates, FAST, started, tempDir, uniqueName, workerCmd } from '../support/leader-run.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function holder(info: ClusterInfo, name: string): Promise<string> {
-  return (await readLease(info, name))?.spec.holderIdentity ?? '';
-}
 
 /** A TLS server on loopback that offers only http/1.1 in ALPN, with the apiserver's own
  *  certificate, and relays what it decrypts to the apiserver over TLS. */

@@ -56,6 +56,11 @@ export async function readLease(info: ClusterInfo, name: string, namespace = 'de
   return r.status === 200 ? (r.body as LeaseObject) : undefined;
 }
 
+/** The Lease's holderIdentity, '' when it is free or there is no Lease. */
+export async function holder(info: ClusterInfo, name: string): Promise<string> {
+  return (await readLease(info, name))?.spec.holderIdentity ?? '';
+}
+
 /** An admin's read-modify-write of the Lease, retried when a renewal wrote in between (409);
  *  returns the object written. */
 export async function updateLease(info: ClusterInfo, name: string, change: (lease: LeaseObject) => LeaseObject, namespace = 'default'): Promise<LeaseObject> {

@@ -30,15 +30,20 @@ describe('the process tree', () => {
   it('finds by its mark a daemon that left the session after its parent exited', async () => {
     const mark = `${TERM_MARK}=test-${process.pid}`;
     // sh starts a daemon in a session of its own (setsid) and exits at once.
-    const sh = spawn('/bin/sh', ['-c', 'setsid sleep 30 & echo $!'], { detached: true, env: { ...process.env, [TERM_MARK]: `test-${process.pid}` } });
+    const sh = spawn('/bin/sh', ['-c', 'setsid sleep 30 >/dev/null 2>&1 & echo $!'], {
+      detached: true,
+      env: { ...process.env, [TERM_MARK]: `test-${process.pid}` },
+    });
     let out = '';
     sh.stdout!.on('data', (d) => (out += d));
-    await new Promise((r) => sh.on('exit', r));
+    // 'close', not 'exit': the pid it printed may still be unread when it exits (the daemon
+    // holds none of its output open).
+    await new Promise((r) => sh.on('close', r));
     const daemon = Number(out.trim());
     const daemonProcess = known(daemon);
     try {
       await sleep(50);
-      assert.ok(running(daemon));
+      assert.ok(running(daemon), `the daemon sh printed (${JSON.stringify(out)}) runs`);
       const tree = new ProcessTree(sh.pid!, mark);
       assert.ok(tree.running().includes(daemon), 'found though it is in no session of ours and its parent is gone');
       await tree.kill(500);

@@ -8,6 +8,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { selfSigned } from '../support/certs.ts';
 import { apiRequest, type ClusterInfo, freePort, serviceAccountKubeconfig, sharedCluster, spawnGuarded, target, writeKubeconfig } from '../support/cluster.ts';
 import { BIN, tempDir, uniqueName } from '../support/leader-run.ts';
 
@@ -691,24 +692,7 @@ before(async () => {
   // A CA that did not sign the apiserver's certificate: a fresh self-signed one when openssl
   // is here (node:crypto cannot issue certificates), else any public root from the system.
   let otherCaFile = at('other-ca.crt');
-  const ssl = spawnSync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    at('other-ca.key'),
-    '-out',
-    otherCaFile,
-    '-days',
-    '1',
-    '-subj',
-    '/CN=not-the-cluster-ca',
-  ]);
-  if (ssl.status !== 0) otherCaFile = '/etc/ssl/certs/ca-certificates.crt';
+  if (selfSigned(at('other-ca.key'), otherCaFile, '/CN=not-the-cluster-ca')) otherCaFile = '/etc/ssl/certs/ca-certificates.crt';
   assert.ok(fs.existsSync(otherCaFile), 'need openssl or a system CA bundle for the TLS case');
 
   const tag = `errors-${process.pid}`;

@@ -2,7 +2,6 @@
 // apiserver rarely does on cue: a reset right after the answer's head, a request that is
 // never answered, a TLS handshake that never completes.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient, type RequestOptions } from '../../../src/kube/client.ts';
 import { ApiError } from '../../../src/kube/errors.ts';
+import { selfSigned } from '../../support/certs.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'leader-run-h2-'));
 const certFile = path.join(dir, 'server.crt');
@@ -43,26 +43,8 @@ describe('KubeClient over HTTP/2', () => {
   let sessions = 0;
 
   before(async () => {
-    const ssl = spawnSync('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ]);
-    assert.equal(ssl.status, 0, `openssl failed: ${ssl.stderr}`);
+    const failed = selfSigned(keyFile, certFile, '/CN=127.0.0.1', 'IP:127.0.0.1');
+    assert.equal(failed, undefined, `openssl failed: ${failed}`);
     server = http2.createSecureServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) });
     server.on('session', () => sessions++);
     server.on('stream', (stream, headers) => {

@@ -42,6 +42,46 @@ export const setHeaderMiddleware = unused;`,
 }
 
 /**
+ * KubeConfig builds one of each of its auth providers up front, so loading it evaluates
+ * openid-client, oauth4webapi and jsonpath-plus (about 210 KB of code) in every leader-run,
+ * though a kubeconfig names at most one provider and most name none (a token, a client
+ * certificate, exec). The azure, gcp and oidc providers become stand-ins that answer
+ * "is this yours?" by the provider's name, as the real ones do, and load the real one —
+ * a chunk of its own — the first time its user sends a request.
+ */
+function authProvidersOnDemand(): Plugin {
+  const providers: Record<string, { name: string; cls: string }> = {
+    azure_auth: { name: 'azure', cls: 'AzureAuth' },
+    gcp_auth: { name: 'gcp', cls: 'GoogleCloudPlatformAuth' },
+    oidc_auth: { name: 'oidc', cls: 'OpenIDConnectAuth' },
+  };
+  const fromKubeConfig = (importer: string): boolean => /@kubernetes[\\/]client-node[\\/]dist[\\/]config\.js$/.test(importer);
+  return {
+    name: 'auth-providers-on-demand',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/(azure|gcp|oidc)_auth\.js$/ }, (a) =>
+        fromKubeConfig(a.importer) ? { path: path.join(a.resolveDir, a.path), namespace: 'on-demand' } : undefined,
+      );
+      b.onLoad({ filter: /.*/, namespace: 'on-demand' }, (a) => {
+        const p = providers[path.basename(a.path, '.js')];
+        if (!p) throw new Error(`no stand-in for ${a.path}`);
+        return {
+          loader: 'js',
+          resolveDir: path.dirname(a.path),
+          contents: `export class ${p.cls} {
+  isAuthProvider(user) { return !!user && !!user.authProvider && user.authProvider.name === ${JSON.stringify(p.name)}; }
+  async applyAuthentication(user, opts) {
+    this.real ??= import(${JSON.stringify(a.path)}).then((m) => new m.${p.cls}());
+    return (await this.real).applyAuthentication(user, opts);
+  }
+}`,
+        };
+      });
+    },
+  };
+}
+
+/**
  * `import … from 'node:http'` in an ES module makes Node build the module's ESM facade,
  * which reads every export, and the WebSocket, CloseEvent and MessageEvent ones load Node's
  * own copy of undici: 20 ms of start-up and 4 MiB of memory for nothing. The bundle imports
@@ -81,7 +121,7 @@ await build({
   chunkNames: '[name]-[hash]', // beside watchdog.js, which child.ts finds next to itself
   // Some bundled dependencies are CommonJS and call require() for Node's own modules.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-  plugins: [withoutUnusedClientParts(), httpWithoutFacade()],
+  plugins: [withoutUnusedClientParts(), authProvidersOnDemand(), httpWithoutFacade()],
   logLevel: 'warning',
 });
 

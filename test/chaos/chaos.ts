@@ -52,6 +52,9 @@ export const FAULT_KINDS = [
   // Requests reach the server, answers never come back: writes land unanswered (F9's fault),
   // on the connection already open (over HTTP/2, the watch's and the renewals' one).
   'lose-replies',
+  // The leader's connection reset, and every redial's TLS handshake hangs, even after the
+  // heal: only a dial made since gets through (a stuck dial must be given up, not joined).
+  'stall-handshake',
   'apiserver-freeze',
   'apiserver-kill',
   'lease-delete',
@@ -580,6 +583,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       kind === 'blackhole' ||
       kind === 'reset' ||
       kind === 'lose-replies' ||
+      kind === 'stall-handshake' ||
       kind === 'apiserver-freeze' ||
       kind === 'watchdog-sigstop' ||
       kind === 'unit-sigstop' ||
@@ -663,7 +667,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         return { t0, healed: healAfter(d.pauseMs, () => signal(leader, 'SIGCONT')), detail: d.detail };
       case 'blackhole':
       case 'reset':
-      case 'lose-replies': {
+      case 'lose-replies':
+      case 'stall-handshake': {
         const proxy = leader.slot.proxy;
         t0 = monoNow();
         proxy.setMode(d.kind);

@@ -11,8 +11,11 @@ import net from 'node:net';
  *  keeps doing so after the mode changes; a new connection completes its TLS handshake
  *  first. A request already answered, or a watch already open, goes on as it was until the
  *  client sends another request on its connection (over HTTP/2 the watch and the writes
- *  share one). */
-export type FaultMode = 'pass' | 'blackhole' | 'reset' | 'lose-replies';
+ *  share one). stall-handshake: every open connection is reset, and each new one is accepted
+ *  but nothing it sends is ever forwarded — not even after the mode changes — so its TLS
+ *  handshake never completes (a middlebox that lost its state; a server whose accept queue
+ *  is stuck): only a connection dialled after the mode ends gets through. */
+export type FaultMode = 'pass' | 'blackhole' | 'reset' | 'lose-replies' | 'stall-handshake';
 
 interface Conn {
   client: net.Socket;
@@ -22,6 +25,8 @@ interface Conn {
   /** Set under lose-replies: the server's bytes stop reaching the client once the client
    *  has sent more requests than this. */
   losesRepliesAfter?: number;
+  /** Accepted under stall-handshake: held for good, never connected upstream. */
+  stalled?: boolean;
 }
 
 export class FaultProxy {
@@ -92,6 +97,7 @@ export class FaultProxy {
     // Counted from the first byte, so the count stays on TLS record boundaries.
     const conn: Conn = { client, requests: requestCounter(client) };
     if (this.#mode === 'lose-replies') conn.losesRepliesAfter = 0;
+    if (this.#mode === 'stall-handshake') conn.stalled = true;
     this.#conns.add(conn);
     client.on('close', (hadError) => {
       this.#conns.delete(conn);
@@ -104,8 +110,13 @@ export class FaultProxy {
   }
 
   #apply(conn: Conn): void {
+    if (conn.stalled && this.#mode !== 'reset') {
+      conn.client.pause();
+      return;
+    }
     switch (this.#mode) {
       case 'reset':
+      case 'stall-handshake':
         this.#conns.delete(conn);
         reset(conn.client);
         if (conn.upstream) reset(conn.upstream);

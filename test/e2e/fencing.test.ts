@@ -200,6 +200,52 @@ describe('fencing', () => {
     assert.ok(lastSign(ledger, child!.pid) <= lastRenew + FAST_D_MS, 'the child was gone before the lease could expire');
   });
 
+  it('fences by its timers when its connection is reset and every redial hangs in the TLS handshake', async () => {
+    const info = await sharedCluster();
+    const { proxy, kubeconfig } = await viaProxy(info);
+    const name = uniqueName('stall');
+    const ledger = path.join(tempDir(), 'ledger');
+    const a = start(['-v', '--kubeconfig', kubeconfig, '--lock-name', name, '--id', 'a', ...FAST, ...workerCmd(ledger, '--ignore-term')]);
+    const [child] = await started(ledger, 1);
+    await a.waitFor('renewed');
+    const b = start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'b', ...FAST, ...workerCmd(ledger)]);
+    await b.waitFor('new-leader');
+    const dialled = proxy.accepted;
+    proxy.setMode('stall-handshake');
+    assert.equal(await a.exitCode(30_000), 75);
+    assert.equal((await a.waitFor('stopped-leading'))['reason'], 'renew-deadline');
+    assert.ok(proxy.accepted > dialled, 'a dialled again into the stalled path');
+    assert.ok(!alive(child!.pid));
+    const [, next] = await started(ledger, 2);
+    assert.ok(next!.wall > lastSign(ledger, child!.pid), "b's child started after a's was gone");
+    assert.deepEqual(overlaps(readLedger(ledger)), []);
+    b.signal('SIGTERM');
+    assert.equal(await b.exitCode(), 143);
+  });
+
+  it('a follower whose redials hung in the TLS handshake takes over once the path heals', async () => {
+    const info = await sharedCluster();
+    const { proxy, kubeconfig } = await viaProxy(info);
+    const name = uniqueName('stall-follower');
+    const ledger = path.join(tempDir(), 'ledger');
+    const b = start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'b', ...FAST, ...workerCmd(ledger)]);
+    await started(ledger, 1);
+    const a = start(['--kubeconfig', kubeconfig, '--lock-name', name, '--id', 'a', ...FAST, ...workerCmd(ledger)]);
+    await a.waitFor('new-leader');
+    const dialled = proxy.accepted;
+    proxy.setMode('stall-handshake');
+    // Several of the follower's read deadlines: each gives a stuck dial up and dials again.
+    await until(() => proxy.accepted >= dialled + 2, 15_000, 'the follower to dial twice into the stalled path');
+    proxy.setMode('pass'); // the stalled connections stay stalled; only new dials get through
+    b.signal('SIGTERM');
+    assert.equal(await b.exitCode(), 143);
+    const [first, next] = await started(ledger, 2);
+    assert.equal((next!['env'] as { identity: string }).identity, 'a');
+    assert.ok(next!.wall > lastSign(ledger, first!.pid));
+    a.signal('SIGTERM');
+    assert.equal(await a.exitCode(), 143);
+  });
+
   it('after the Lease is deleted under a leader, the next holder starts only once the old child is gone', async () => {
     const info = await sharedCluster();
     const name = uniqueName('deleted');

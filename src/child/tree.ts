@@ -113,13 +113,16 @@ function marked(pid: number, mark: string): boolean {
  *  orphan of the tree (leader-run and the shell's other commands in the group started
  *  before the child; anything else started since in the group has a parent in it, unless
  *  that parent is gone), found even if it cleared its environment. */
-function members(sid: number | null, mark: string | undefined, job?: Job): ProcInfo[] {
+function members(sid: number | null, mark: string | undefined, job: Job | undefined, since: number): ProcInfo[] {
   if (!hasProc) return sid !== null && groupAlive(sid) ? [{ pid: sid, ppid: 0, pgrp: sid, session: sid, state: 'R', start: 0 }] : [];
   const procs = readProcs();
   const groupOf = new Map(procs.map((p) => [p.pid, p.pgrp]));
   const orphan = (p: ProcInfo): boolean => !!job && p.pgrp === job.pgrp && p.start >= job.since && groupOf.get(p.ppid) !== job.pgrp;
   const ids = new Set<number>();
-  for (const p of procs) if ((sid !== null && p.session === sid) || orphan(p) || (mark && p.pid !== process.pid && marked(p.pid, mark))) ids.add(p.pid);
+  // Only a process started since the child can carry the term's mark, which the child's
+  // environment was the first to hold: older ones' environments need not be read.
+  const mayCarry = (p: ProcInfo): boolean => !!mark && p.pid !== process.pid && p.start >= since;
+  for (const p of procs) if ((sid !== null && p.session === sid) || orphan(p) || (mayCarry(p) && marked(p.pid, mark!))) ids.add(p.pid);
   // Descendants that left the session but still hang below a member.
   let grew = true;
   while (grew) {
@@ -141,35 +144,45 @@ export class ProcessTree {
   readonly sid: number | null;
   readonly #mark: string | undefined;
   readonly #job: Job | undefined;
+  readonly #since: number;
 
   /** `mark` is `LEADER_RUN_TERM=<nonce>` as it stands in the child's environment; `job`, in a
-   *  terminal's job (sid null), where the orphans of the tree are found. */
-  constructor(sid: number | null, mark?: string, job?: Job) {
+   *  terminal's job (sid null), where the orphans of the tree are found; `since`, the child's
+   *  start (clock ticks since boot, as in its stat), if known: no process that started
+   *  before it is looked at for the mark. */
+  constructor(sid: number | null, mark?: string, { job, since = 0 }: { job?: Job | undefined; since?: number | undefined } = {}) {
     if (sid !== null && !(sid > 1)) throw new RangeError(`not a child's pid: ${sid}`);
     this.sid = sid;
     this.#mark = mark;
     this.#job = job;
+    this.#since = since;
+  }
+
+  #members(): ProcInfo[] {
+    return members(this.sid, this.#mark, this.#job, this.#since);
   }
 
   /** The processes of the tree that still run (any of their tasks). */
   running(): number[] {
-    return members(this.sid, this.#mark, this.#job)
+    return this.#members()
       .filter(running)
       .map((p) => p.pid);
   }
 
-  /** Sends `signal` once to every process of the tree: the child's process group in one
-   *  call, then each member outside that group, whatever its state. `except`: a process
-   *  group whose members got the signal already (leader-run's job in a terminal), left out. */
-  signal(signal: NodeJS.Signals, except?: number): void {
-    if (this.sid !== null) trySignal(-this.sid, signal, []);
-    for (const p of members(this.sid, this.#mark, this.#job)) if (p.pgrp !== this.sid && p.pgrp !== except) trySignal(p.pid, signal, []);
+  /** Sends each of `signals`, in order, once to every process of the tree: the child's
+   *  process group in one call, then each member outside that group, whatever its state;
+   *  one look at /proc for all of them. `except`: a process group whose members got the
+   *  signals already (leader-run's job in a terminal), left out. */
+  signal(signals: NodeJS.Signals | readonly NodeJS.Signals[], except?: number): void {
+    const all = typeof signals === 'string' ? [signals] : signals;
+    if (this.sid !== null) for (const s of all) trySignal(-this.sid, s, []);
+    for (const p of this.#members()) if (p.pgrp !== this.sid && p.pgrp !== except) for (const s of all) trySignal(p.pid, s, []);
   }
 
   /** Sends `signal` to the members of the tree in process group `pgrp`, one by one (the
    *  group itself may hold processes outside the tree: leader-run's job in a terminal). */
   signalGroup(pgrp: number, signal: NodeJS.Signals): void {
-    for (const p of members(this.sid, this.#mark, this.#job)) if (p.pgrp === pgrp) trySignal(p.pid, signal, []);
+    for (const p of this.#members()) if (p.pgrp === pgrp) trySignal(p.pid, signal, []);
   }
 
   /** SIGKILL to the group and to every member one by one (a repeated SIGKILL changes
@@ -178,7 +191,7 @@ export class ProcessTree {
   #killRound(): Set<number> {
     const denied: number[] = [];
     if (this.sid !== null) trySignal(-this.sid, 'SIGKILL', []);
-    for (const p of members(this.sid, this.#mark, this.#job)) trySignal(p.pid, 'SIGKILL', denied);
+    for (const p of this.#members()) trySignal(p.pid, 'SIGKILL', denied);
     return new Set(denied);
   }
 

@@ -261,7 +261,7 @@ export class WatchdogHandle {
       case 'spawned':
         this.#childPid = m.pid;
         // In a terminal's job the session is the terminal's, not the tree's: the mark finds it.
-        this.#tree = new ProcessTree(this.#inJob ? null : m.pid, this.#mark, m.job);
+        this.#tree = new ProcessTree(this.#inJob ? null : m.pid, this.#mark, { job: m.job });
         this.#spawning?.({ ok: true, pid: m.pid });
         this.#spawning = null;
         break;

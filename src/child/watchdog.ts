@@ -111,9 +111,8 @@ function passOn(signal: NodeJS.Signals, target: 'child' | 'group' | 'session', {
     if (!tree || gone) return;
     if (target === 'session') {
       const except = jobHadIt ? (job ?? undefined) : undefined;
-      tree.signal(signal, except);
       // A stopped process acts on a stop signal only once continued (systemd does the same).
-      if (stop) tree.signal('SIGCONT', except);
+      tree.signal(stop ? [signal, 'SIGCONT'] : signal, except);
     } else if (jobHadIt) {
       // The child and its group are in the job: they have it.
     } else if (target === 'group') {
@@ -184,10 +183,11 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
     const marked = mark === undefined ? undefined : `${TERM_MARK}=${mark}`;
     childPid = sub.pid;
     // Not reaped before this turn ends: its stat is there to read.
-    const [self, child] = m.inJob ? [statOf('self'), statOf(sub.pid)] : [];
+    const child = statOf(sub.pid);
+    const self = m.inJob ? statOf('self') : undefined;
     job = self?.pgrp ?? null;
     const inJob = self && child ? { pgrp: self.pgrp, since: child.start } : undefined;
-    tree = new ProcessTree(m.inJob ? null : sub.pid, marked, inJob);
+    tree = new ProcessTree(m.inJob ? null : sub.pid, marked, { job: inJob, since: child?.start });
     send({ t: 'spawned', pid: sub.pid, job: inJob });
   }
   check();
@@ -205,8 +205,7 @@ function startFence(cause: StopCause): void {
   if (!tree || gone) return;
   if (!termSent) {
     send({ t: 'stopping', cause });
-    tree.signal(fenceSignal);
-    tree.signal('SIGCONT'); // a stopped child (Ctrl-Z in a terminal) acts on it only once continued
+    tree.signal([fenceSignal, 'SIGCONT']); // a stopped child (Ctrl-Z in a terminal) acts on it only once continued
     termSent = true;
   }
   if (deadlines) imposedKillAt = Math.min(imposedKillAt, now().mono + deadlines.fenceGraceMs);

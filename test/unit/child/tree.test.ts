@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ProcessTree, parseStat, TERM_MARK } from '../../../src/child/tree.ts';
 import { nativeFixture } from '../../support/native.ts';
@@ -44,12 +45,47 @@ describe('the process tree', () => {
     try {
       await sleep(50);
       assert.ok(running(daemon), `the daemon sh printed (${JSON.stringify(out)}) runs`);
-      const tree = new ProcessTree(sh.pid!, mark);
-      assert.ok(tree.running().includes(daemon), 'found though it is in no session of ours and its parent is gone');
+      assert.ok(new ProcessTree(sh.pid!, mark).running().includes(daemon), 'found though it is in no session of ours and its parent is gone');
+      const since = parseStat(readFileSync(`/proc/${daemon}/stat`, 'latin1')).start;
+      const tree = new ProcessTree(sh.pid!, mark, { since });
+      assert.ok(tree.running().includes(daemon), 'and found when only processes started since the child are read for the mark');
       await tree.kill(500);
       assert.ok(!running(daemon));
     } finally {
       signalKnown(daemonProcess, 'SIGKILL'); // reaped by init once killed: its pid may be another's now
+    }
+  });
+
+  it('looks for the mark only in processes started no earlier than the child', async () => {
+    const mark = `${TERM_MARK}=since-${process.pid}`;
+    const marked = spawn('sleep', ['30'], { detached: true, stdio: 'ignore', env: { ...process.env, [TERM_MARK]: `since-${process.pid}` } });
+    try {
+      await sleep(50);
+      const { start } = parseStat(readFileSync(`/proc/${marked.pid}/stat`, 'latin1'));
+      assert.ok(new ProcessTree(null, mark, { since: start }).running().includes(marked.pid!), 'started at the instant given: a member');
+      assert.ok(new ProcessTree(null, mark).running().includes(marked.pid!), 'no instant given: every process is looked at');
+      assert.deepEqual(new ProcessTree(null, mark, { since: start + 1 }).running(), [], 'started before the child: not looked at');
+    } finally {
+      marked.kill('SIGKILL');
+    }
+  });
+
+  it('sends several signals with one look at the tree: a stopped shell gets SIGTERM and is continued', async () => {
+    const sh = spawn('/bin/sh', ['-c', 'trap "echo TERM" TERM; trap "echo CONT; exit 0" CONT; while :; do sleep 0.05; done'], { detached: true });
+    let out = '';
+    sh.stdout!.on('data', (d) => (out += d));
+    try {
+      await sleep(100);
+      sh.kill('SIGSTOP');
+      for (let i = 0; statFields(sh.pid!)?.[0] !== 'T'; i++) {
+        assert.ok(i < 200, 'the shell stopped');
+        await sleep(10);
+      }
+      new ProcessTree(sh.pid!).signal(['SIGTERM', 'SIGCONT']);
+      await new Promise((r) => sh.on('close', r));
+      assert.equal(out, 'TERM\nCONT\n', 'the stopped shell was continued and ran both traps');
+    } finally {
+      sh.kill('SIGKILL');
     }
   });
 

@@ -52,8 +52,9 @@ export type ToWatchdog =
 export type FromWatchdog =
   | { t: 'ready' }
   | { t: 'pong' }
-  /** `job`: in a terminal's job, where the tree's orphans are (see tree.ts). */
-  | { t: 'spawned'; pid: number; job: Job | undefined }
+  /** `job`: in a terminal's job, where the tree's orphans are (see tree.ts); `since`: the
+   *  child's start (clock ticks since boot), when its stat could be read. */
+  | { t: 'spawned'; pid: number; job: Job | undefined; since: number | undefined }
   /** Nothing runs: the command could not start (126, 127), or the lease had expired (75). */
   | { t: 'spawn-failed'; status: number; message: string }
   /** The direct child exited (code) or was killed (signal). */

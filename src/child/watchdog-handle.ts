@@ -44,6 +44,8 @@ export class WatchdogHandle {
   /** The term's mark, as it stands in the child's environment. */
   readonly #mark = `${TERM_MARK}=${randomBytes(12).toString('hex')}`;
   #tree: ProcessTree | null = null;
+  /** The child's start, once the watchdog has said (see ProcessTree). */
+  #since: number | undefined;
   #exit: ProcessEnd | null = null;
   #gone: Gone | null = null;
   #spawning: ((r: SpawnResult) => void) | null = null;
@@ -261,7 +263,8 @@ export class WatchdogHandle {
       case 'spawned':
         this.#childPid = m.pid;
         // In a terminal's job the session is the terminal's, not the tree's: the mark finds it.
-        this.#tree = new ProcessTree(this.#inJob ? null : m.pid, this.#mark, { job: m.job });
+        this.#since = m.since;
+        this.#tree = new ProcessTree(this.#inJob ? null : m.pid, this.#mark, { job: m.job, since: m.since });
         this.#spawning?.({ ok: true, pid: m.pid });
         this.#spawning = null;
         break;
@@ -315,7 +318,7 @@ export class WatchdogHandle {
    *  just the processes that carry the term's mark. */
   #markedTree(): ProcessTree | null {
     if (this.#tree) return this.#tree;
-    return this.#spawned ? new ProcessTree(null, this.#mark) : null;
+    return this.#spawned ? new ProcessTree(null, this.#mark, { since: this.#since }) : null;
   }
 
   /** The watchdog died (killed, crashed, or killed by us): kill the tree ourselves and confirm. */

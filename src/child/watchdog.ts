@@ -188,7 +188,7 @@ function spawn(m: Extract<ToWatchdog, { t: 'spawn' }>): void {
     job = self?.pgrp ?? null;
     const inJob = self && child ? { pgrp: self.pgrp, since: child.start } : undefined;
     tree = new ProcessTree(m.inJob ? null : sub.pid, marked, { job: inJob, since: child?.start });
-    send({ t: 'spawned', pid: sub.pid, job: inJob });
+    send({ t: 'spawned', pid: sub.pid, job: inJob, since: child?.start });
   }
   check();
 }

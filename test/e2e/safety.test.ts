@@ -4,7 +4,7 @@
  * a graceful stop, at 2e61b88. Timings are FAST (D=4s R=2s P=500ms G=500ms) unless a test says.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import {
@@ -643,5 +643,50 @@ describe('F11: a guard that needs neither process', () => {
     process.kill(wd, 'SIGKILL');
     a.signal('SIGKILL');
     await until(() => !alive(child!.pid), 5_000, 'the orphaned child to die of its parent-death signal');
+  });
+});
+
+describe('F16: a process that keeps forking away from the tree', () => {
+  it('no other candidate leads while a generation of it runs', async (t) => {
+    const info = await sharedCluster();
+    const lr = candidates(t);
+    const name = uniqueName('hopper');
+    const dir = tempDir();
+    const ledger = path.join(dir, 'ledger');
+    const hops = path.join(dir, 'hops');
+    const stop = path.join(dir, 'stop');
+    const hopper = path.join(dir, 'hop.sh');
+    // Each generation notes itself, starts the next in a session of its own (found by the
+    // term's mark only) and exits: the one a look at /proc lists may be gone by the time its
+    // stat is read, and its successor, mid-exec, may not show its environment yet.
+    writeFileSync(hopper, `#!/bin/sh\n[ -e "${stop}" ] && exit 0\necho $$ >> "${hops}"\nsetsid "$0" &\nexit 0\n`);
+    chmodSync(hopper, 0o755);
+    t.after(() => writeFileSync(stop, ''));
+    const count = (): number => (existsSync(hops) ? (readFileSync(hops, 'utf8').match(/\n/g) ?? []).length : 0);
+    const a = lr.start([
+      '--kubeconfig',
+      info.kubeconfigs.candidate,
+      '--lock-name',
+      name,
+      '--id',
+      'a',
+      ...FAST,
+      '--shutdown-grace',
+      '500ms',
+      '--shell',
+      '--',
+      `${hopper}; exec sleep 1000`,
+    ]);
+    await a.waitFor('child-started');
+    await until(() => count() > 20, 10_000, 'the hopper to hop');
+    const b = lr.start(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, '--id', 'b', ...FAST, ...workerCmd(ledger)]);
+    await b.waitFor('new-leader');
+    a.signal('SIGTERM');
+    // However long a takes to catch every generation, the Lease stays its own meanwhile.
+    await started(ledger, 1, 120_000);
+    const atStart = count();
+    await sleep(300);
+    assert.equal(count(), atStart, `a generation ran on after b's child started (a: ${a.records.map((r) => r.event).join(', ')})`);
+    assert.ok(a.has('child-gone'), 'a confirmed its tree gone before releasing');
   });
 });

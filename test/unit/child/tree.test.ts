@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ProcessTree, parseStat, TERM_MARK } from '../../../src/child/tree.ts';
 import { nativeFixture } from '../../support/native.ts';
@@ -8,10 +10,24 @@ import { known, running, signalKnown, statFields } from '../../support/procs.ts'
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Every process whose environment holds `mark`, by a plain scan of /proc. */
+function markedPids(mark: string): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .filter((n) => {
+      try {
+        return readFileSync(`/proc/${n}/environ`, 'latin1').split('\0').includes(mark);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 describe('the process tree', () => {
   it('reads the fields after the last parenthesis of the command name', () => {
     const rest = '0 -1 4194560 95 0 0 0 0 0 0 0 20 0 1 0 7117';
-    assert.deepEqual(parseStat(`42 (a) b (c)) S 1 42 42 ${rest}`), { state: 'S', ppid: 1, pgrp: 42, session: 42, start: 7117 });
+    assert.deepEqual(parseStat(`42 (a) b (c)) S 1 42 42 ${rest}`), { state: 'S', ppid: 1, pgrp: 42, session: 42, start: 7117, kthread: false });
   });
 
   it('counts a process whose main thread exited as running while a thread runs, and kills it', async () => {
@@ -86,6 +102,56 @@ describe('the process tree', () => {
       assert.equal(out, 'TERM\nCONT\n', 'the stopped shell was continued and ran both traps');
     } finally {
       sh.kill('SIGKILL');
+    }
+  });
+
+  it('finds by its mark a process whose main thread exited, in no session of ours', async () => {
+    const mark = `${TERM_MARK}=z-${process.pid}`;
+    const z = spawn(nativeFixture('zthread'), ['/dev/null', 'z'], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, [TERM_MARK]: `z-${process.pid}` },
+    });
+    try {
+      await sleep(100);
+      assert.equal(statFields(z.pid!)?.[0], 'Z', 'its own stat reads Z');
+      const tree = new ProcessTree(null, mark);
+      assert.deepEqual(tree.running(), [z.pid], 'its threads still hold the environment');
+      assert.deepEqual(await tree.kill(500), { unkillable: [] });
+      assert.ok(!running(z.pid!));
+    } finally {
+      z.kill('SIGKILL');
+    }
+  });
+
+  it('does not call a tree gone while a process of it keeps forking away into sessions of its own, and kills it', { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hopper-'));
+    const hops = path.join(dir, 'hops');
+    const stop = path.join(dir, 'stop');
+    const hopper = path.join(dir, 'hop.sh');
+    const mark = `${TERM_MARK}=hop-${process.pid}`;
+    // Each generation notes itself, starts the next in a new session (marked only) and exits.
+    writeFileSync(hopper, `#!/bin/sh\n[ -e "${stop}" ] && exit 0\necho $$ >> "${hops}"\nsetsid "$0" &\nexit 0\n`);
+    chmodSync(hopper, 0o755);
+    const count = (): number => (existsSync(hops) ? readFileSync(hops, 'utf8').split('\n').length - 1 : 0);
+    const first = spawn(hopper, [], { detached: true, stdio: 'ignore', env: { ...process.env, [TERM_MARK]: `hop-${process.pid}` } });
+    try {
+      for (let i = 0; count() < 20; i++) {
+        assert.ok(i < 500, 'the hopper hops');
+        await sleep(10);
+      }
+      const tree = new ProcessTree(null, mark);
+      for (let i = 0; i < 200; i++) assert.notDeepEqual(tree.running(), [], `look ${i}: the hopper runs`);
+      assert.deepEqual(await tree.kill(500), { unkillable: [] });
+      const atGone = count();
+      await sleep(200);
+      assert.equal(count(), atGone, 'no generation ran after the tree was reported gone');
+      assert.deepEqual(markedPids(mark), [], 'nothing carries the mark');
+    } finally {
+      writeFileSync(stop, '');
+      first.kill('SIGKILL');
+      await sleep(100);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

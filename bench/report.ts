@@ -246,6 +246,8 @@ export function report(results: Record<string, unknown>, timing: Timing): string
     notes.push(
       `for scale, on this host a bare Node process idles at ${mib(base.idleRssKiB)} RSS, and \`node -e 0\` runs exec → exit in ${ms(base.startExitMs)} (median of 5)`,
     );
+  if (env.clearedNodeExtraCaCerts !== undefined)
+    notes.push(`NODE_EXTRA_CA_CERTS (${env.clearedNodeExtraCaCerts} on this host) was cleared for the candidates, as a Pod has none`);
   if (results.error) notes.push(`ERROR: ${results.error}`);
   if (results.interrupted) notes.push(`INTERRUPTED by ${results.interrupted}`);
   if (notes.length) out.push('', ...notes.map((n) => `- ${n}`));

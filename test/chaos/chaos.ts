@@ -247,7 +247,9 @@ function workerFlagsFor(index: number): string[] {
       // whose main thread has exited while a thread beats on.
       return ['--grandchildren', '2', '--zthread', nativeFixture('zthread')];
     case 2:
-      return ['--term-delay', '300']; // a graceful shutdown that takes a while
+      // A graceful shutdown that takes a while, and a grandchild that keeps forking away
+      // into sessions of its own (found by the term's mark only) until it is killed.
+      return ['--term-delay', '300', '--hopper', nativeFixture('hopper')];
     default:
       return [];
   }

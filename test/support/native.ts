@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/native');
 
-export type NativeFixture = 'zthread' | 'cworker' | 'rootworker' | 'ptyjob';
+export type NativeFixture = 'zthread' | 'cworker' | 'rootworker' | 'ptyjob' | 'hopper';
 
 /** The path of the compiled fixture. */
 export function nativeFixture(name: NativeFixture): string {

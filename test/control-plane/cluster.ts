@@ -354,10 +354,28 @@ function yamlKubeconfig(server: string, caFile: string, userName: string, token:
   ].join('\n');
 }
 
-/** Writes `${info.dir}/${name}.kubeconfig` and returns its path. */
-export function writeKubeconfig(info: ClusterInfo, name: string, opts: { user: User; server?: string; caFile?: string }): string {
+/** Writes `${info.dir}/${name}.kubeconfig` and returns its path. `user`: one of the
+ *  cluster's identities, a token, or a kubeconfig user entry as it stands (an exec plugin,
+ *  an auth-provider). */
+export function writeKubeconfig(
+  info: ClusterInfo,
+  name: string,
+  opts: { user: User | { entry: Record<string, unknown> }; server?: string; caFile?: string },
+): string {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new Error(`kubeconfig name must be a plain file name: ${name}`);
   const file = path.join(info.dir, `${name}.kubeconfig`);
+  if (typeof opts.user === 'object' && 'entry' in opts.user) {
+    const kubeconfig = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: opts.server ?? info.server, 'certificate-authority': opts.caFile ?? info.caFile } }],
+      users: [{ name: 'u', user: opts.user.entry }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'x',
+    };
+    fs.writeFileSync(file, JSON.stringify(kubeconfig), { mode: 0o600 }); // JSON is YAML
+    return file;
+  }
   const token = typeof opts.user === 'string' ? info.tokens[opts.user] : opts.user.token;
   const userName = typeof opts.user === 'string' ? opts.user : name;
   fs.writeFileSync(file, yamlKubeconfig(opts.server ?? info.server, opts.caFile ?? info.caFile, userName, token), { mode: 0o600 });

@@ -176,18 +176,9 @@ describe('fencing', () => {
         `"${info.tokens.candidate}" "$(date -u -d '+1 second' +%Y-%m-%dT%H:%M:%SZ)"\n`,
     );
     chmodSync(plugin, 0o755);
-    const kubeconfig = path.join(dir, 'plugin.kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'c', cluster: { server: info.server, 'certificate-authority': info.caFile } }],
-        users: [{ name: 'u', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } } }],
-        contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-        'current-context': 'x',
-      }),
-    );
+    const kubeconfig = writeKubeconfig(info, uniqueName('plugin'), {
+      user: { entry: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } } },
+    });
     const name = uniqueName('plugin');
     const a = start(['--kubeconfig', kubeconfig, '--lock-name', name, ...FAST, ...workerCmd(ledger, '--ignore-term')]);
     const [child] = await started(ledger, 1);

@@ -1,9 +1,8 @@
 /** leader-run end to end against the real apiserver: the ordinary paths of issue 3. */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { type ClusterInfo, LeaderPeer, readLease, sharedCluster } from '../support/cluster.ts';
+import { type ClusterInfo, LeaderPeer, readLease, sharedCluster, writeKubeconfig } from '../support/cluster.ts';
 import { alive, FAST, FAST_D_MS, intervals, LeaderRun, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
 
 const running: LeaderRun[] = [];
@@ -116,18 +115,9 @@ describe('leader-run', () => {
   for (const provider of ['gcp', 'azure']) {
     it(`authenticates with a kubeconfig user of the ${provider} auth-provider`, async () => {
       const info = await sharedCluster();
-      const kubeconfig = path.join(tempDir(), `${provider}.kubeconfig`);
-      writeFileSync(
-        kubeconfig,
-        JSON.stringify({
-          apiVersion: 'v1',
-          kind: 'Config',
-          clusters: [{ name: 'c', cluster: { server: info.server, 'certificate-authority': info.caFile } }],
-          users: [{ name: 'u', user: { 'auth-provider': { name: provider, config: { 'access-token': info.tokens.candidate } } } }],
-          contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-          'current-context': 'x',
-        }),
-      );
+      const kubeconfig = writeKubeconfig(info, uniqueName(provider), {
+        user: { entry: { 'auth-provider': { name: provider, config: { 'access-token': info.tokens.candidate } } } },
+      });
       const name = uniqueName(provider);
       const lr = new LeaderRun(['--kubeconfig', kubeconfig, '--lock-name', name, '--id', provider, ...FAST, '--shell', '--', 'exit 4']);
       running.push(lr);

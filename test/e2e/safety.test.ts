@@ -22,7 +22,7 @@ import {
 } from '../support/cluster.ts';
 import { alive, candidates, FAST, FAST_D_MS, overlaps, readLedger, started, tempDir, uniqueName, until, workerCmd } from '../support/leader-run.ts';
 import { nativeFixture } from '../support/native.ts';
-import { catches, known, signalKnown, watchdogOf } from '../support/procs.ts';
+import { catches, known, monoNow, signalKnown, watchdogOf } from '../support/procs.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -655,12 +655,10 @@ describe('F16: a process that keeps forking away from the tree', () => {
     const ledger = path.join(dir, 'ledger');
     const hops = path.join(dir, 'hops');
     const stop = path.join(dir, 'stop');
-    const hopper = path.join(dir, 'hop.sh');
-    // Each generation notes itself, starts the next in a session of its own (found by the
-    // term's mark only) and exits: the one a look at /proc lists may be gone by the time its
-    // stat is read, and its successor, mid-exec, may not show its environment yet.
-    writeFileSync(hopper, `#!/bin/sh\n[ -e "${stop}" ] && exit 0\necho $$ >> "${hops}"\nsetsid "$0" &\nexit 0\n`);
-    chmodSync(hopper, 0o755);
+    // Each generation beats, starts the next in a session of its own (found by the term's
+    // mark only) and exits: the one a look at /proc lists may be gone by the time its stat is
+    // read, and its successor, mid-exec, may not show its environment yet.
+    const hopper = ['BEAT_US=0', nativeFixture('hopper'), hops, 'a/hop', String(monoNow() + 300_000), stop].join(' ');
     t.after(() => writeFileSync(stop, ''));
     const count = (): number => (existsSync(hops) ? (readFileSync(hops, 'utf8').match(/\n/g) ?? []).length : 0);
     const a = lr.start([

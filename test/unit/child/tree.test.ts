@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -128,13 +128,15 @@ describe('the process tree', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'hopper-'));
     const hops = path.join(dir, 'hops');
     const stop = path.join(dir, 'stop');
-    const hopper = path.join(dir, 'hop.sh');
     const mark = `${TERM_MARK}=hop-${process.pid}`;
-    // Each generation notes itself, starts the next in a new session (marked only) and exits.
-    writeFileSync(hopper, `#!/bin/sh\n[ -e "${stop}" ] && exit 0\necho $$ >> "${hops}"\nsetsid "$0" &\nexit 0\n`);
-    chmodSync(hopper, 0o755);
     const count = (): number => (existsSync(hops) ? readFileSync(hops, 'utf8').split('\n').length - 1 : 0);
-    const first = spawn(hopper, [], { detached: true, stdio: 'ignore', env: { ...process.env, [TERM_MARK]: `hop-${process.pid}` } });
+    // Each generation beats, starts the next in a new session (marked only) and exits.
+    const until = String(Number(process.hrtime.bigint()) / 1e6 + 60_000);
+    const first = spawn(nativeFixture('hopper'), [hops, 'hop', until, stop], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, [TERM_MARK]: `hop-${process.pid}` },
+    });
     try {
       for (let i = 0; count() < 20; i++) {
         assert.ok(i < 500, 'the hopper hops');

@@ -1,5 +1,6 @@
 /** leader-run end to end against the real apiserver: the ordinary paths of issue 3. */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { type ClusterInfo, LeaderPeer, readLease, sharedCluster, writeKubeconfig } from '../support/cluster.ts';
@@ -108,6 +109,37 @@ describe('leader-run', () => {
     const lr = new LeaderRun(['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', uniqueName('shell'), ...FAST, '--shell', '--', 'exit $((2+3))']);
     running.push(lr);
     assert.equal(await lr.exitCode(), 5);
+  });
+
+  it("keeps Node's compile cache under TMPDIR, not in the child's environment; NODE_DISABLE_COMPILE_CACHE turns it off", async () => {
+    const info = await sharedCluster();
+    const name = uniqueName('cache'); // released by each run: only the first waits out D
+    const run = async (env: NodeJS.ProcessEnv): Promise<Record<string, string>> => {
+      const out = path.join(tempDir(), 'env');
+      const args = ['--kubeconfig', info.kubeconfigs.candidate, '--lock-name', name, ...FAST, '--', 'sh', '-c', 'env > "$0"', out];
+      const lr = new LeaderRun(args, { env });
+      running.push(lr);
+      assert.equal(await lr.exitCode(), 0, lr.stderrLines.join('\n'));
+      return Object.fromEntries(
+        fs
+          .readFileSync(out, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+    };
+    const cached = (dir: string): string[] =>
+      fs.existsSync(path.join(dir, 'node-compile-cache')) ? fs.readdirSync(path.join(dir, 'node-compile-cache'), { recursive: true }).map(String) : [];
+    const on = tempDir();
+    const childEnv = await run({ TMPDIR: on });
+    assert.ok(cached(on).length > 0, `nothing cached under ${on}`);
+    assert.equal(childEnv['TMPDIR'], on);
+    assert.ok(!Object.keys(childEnv).some((k) => k.startsWith('NODE_COMPILE_CACHE')), "the child's environment names no cache");
+    const off = tempDir();
+    await run({ TMPDIR: off, NODE_DISABLE_COMPILE_CACHE: '1' });
+    assert.deepEqual(cached(off), []);
+    // Node 24.9 spins for good making a cache directory under /proc: leader-run does not try.
+    await run({ TMPDIR: '/proc/no-such-dir' });
   });
 
   // The build loads these providers only when a request needs one (scripts/build.ts); the

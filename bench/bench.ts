@@ -8,8 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Cluster, spawnGuarded, startCluster } from '../test/control-plane/cluster.ts';
+import { cgroupProblem } from '../test/support/cgroup.ts';
 import { Group, type Slot, type Timing } from './candidates.ts';
-import { cgroupProblem } from './cgroup.ts';
 import { rssKiB } from './procs.ts';
 import { report } from './report.ts';
 import {

@@ -5,10 +5,10 @@
 import { spawn } from 'node:child_process';
 import type { ClusterInfo } from '../test/control-plane/cluster.ts';
 import { apiRequest, CANDIDATE_RULES, serviceAccountKubeconfig, target } from '../test/control-plane/cluster.ts';
+import { type CgroupMemory, dropPageCache, MemoryCgroup } from '../test/support/cgroup.ts';
 import { BIN } from '../test/support/leader-run.ts';
 import { attributeGroup, groupDelta, reads, type Scrape, scrape, sumVerbs, totalDelta, type VerbCounts, writes } from './api-metrics.ts';
 import { Group, type GroupContext, type Impl, type Member, type Slot } from './candidates.ts';
-import { type CgroupMemory, dropPageCache, MemoryCgroup } from './cgroup.ts';
 import { ConnCounter } from './conn-counter.ts';
 import { type CpuSample, cpu, cpuPercent, rssKiB } from './procs.ts';
 

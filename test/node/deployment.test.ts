@@ -27,6 +27,7 @@ import { apiRequest, target } from '../control-plane/cluster.ts';
 import { buildExampleImage } from '../control-plane/images.ts';
 import type { TestNode } from '../control-plane/node.ts';
 import { startNode } from '../control-plane/node.ts';
+import { MemoryCgroup } from '../support/cgroup.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..', '..');
@@ -128,6 +129,16 @@ function checkLedger(): Array<{ from: string; to: string; gapMs: number; exited:
     handovers.push({ from: prev.pod, to: next.pod, gapMs: next.first - prev.last, exited: prev.exited });
   }
   return handovers;
+}
+
+/** A Pod's memory cgroup on the node (the kubelet runs with the cgroupfs driver). */
+function podCgroup(uid: string): MemoryCgroup {
+  for (const root of ['/sys/fs/cgroup/memory/kubepods', '/sys/fs/cgroup/kubepods'])
+    for (const qos of ['', 'burstable', 'besteffort']) {
+      const dir = path.join(root, qos, `pod${uid}`);
+      if (fs.existsSync(dir)) return MemoryCgroup.at(dir);
+    }
+  throw new Error(`no memory cgroup for Pod ${uid} under /sys/fs/cgroup`);
 }
 
 function kubeletGet(urlPath: string): Promise<Obj> {
@@ -277,6 +288,17 @@ test('examples/deployment.yaml: 3 replicas, one leader, probes answer, the proje
   for (const ps of summary.pods.filter((s: Obj) => s.podRef.namespace === NS)) {
     console.log(
       `memory ${ps.podRef.name}${ps.podRef.name === leader ? ' (leader)' : ''}: working set ${(ps.memory.workingSetBytes / 1048576).toFixed(1)} MiB, RSS ${(ps.memory.rssBytes / 1048576).toFixed(1)} MiB`,
+    );
+  }
+  // Where it goes, read now from each Pod's cgroup (the summary is cAdvisor's last look):
+  // anonymous memory and file pages, and each process's PSS (its anonymous part in brackets).
+  // File pages are charged to the Pod that touched them first, Node's binary included.
+  const mib = (kib: number | undefined): string => (kib === undefined ? '?' : (kib / 1024).toFixed(1));
+  for (const p of ready) {
+    const m = podCgroup(p.metadata.uid).read();
+    const procs = m.pss.map((x) => `${x.comm} ${mib(x.pssKiB)} (${mib(x.anonKiB)})`).join(', ');
+    console.log(
+      `memory ${p.metadata.name}${p.metadata.name === leader ? ' (leader)' : ''} from its cgroup: working set ${mib(m.workingSetKiB)} MiB = anon ${mib(m.anonKiB)} + active file ${mib(m.activeFileKiB)} + other ${mib(m.workingSetKiB - m.anonKiB - m.activeFileKiB)} (inactive file ${mib(m.inactiveFileKiB)}); PSS: ${procs}`,
     );
   }
 });

@@ -1,7 +1,8 @@
-// Memory as the kubelet sees it: each candidate's process tree in a memory cgroup of its
-// own (cgroup v1's memory controller or v2, whichever this machine has; needs root), read
-// as usage, working set (usage − inactive file pages: what `kubectl top` shows and the
-// kubelet evicts on) and anonymous memory, plus PSS per process.
+// Memory as the kubelet sees it: a process tree in a memory cgroup — one the bench makes
+// for each candidate (cgroup v1's memory controller or v2, whichever this machine has;
+// needs root), or a Pod's on the real node — read as usage, working set (usage − inactive
+// file pages: what `kubectl top` shows and the kubelet evicts on), anonymous memory and file
+// pages, plus PSS per process.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -9,8 +10,12 @@ export interface CgroupMemory {
   usageKiB: number;
   workingSetKiB: number;
   anonKiB: number;
-  /** PSS of each process in the cgroup, by its command name. */
-  pss: Array<{ pid: number; comm: string; pssKiB: number | undefined }>;
+  /** File pages charged here: the working set counts the active ones. */
+  activeFileKiB: number;
+  inactiveFileKiB: number;
+  /** Each process in the cgroup (and the cgroups below it), by its command name: its PSS
+   *  and the anonymous part of it. */
+  pss: Array<{ pid: number; comm: string; pssKiB: number | undefined; anonKiB: number | undefined }>;
 }
 
 interface Layout {
@@ -63,6 +68,11 @@ export class MemoryCgroup {
     this.#home = home;
   }
 
+  /** A cgroup that exists already (a Pod's), to read. */
+  static at(dir: string): MemoryCgroup {
+    return new MemoryCgroup(dir, dir.startsWith('/sys/fs/cgroup/memory/') ? 1 : 2, dir);
+  }
+
   static create(name: string): MemoryCgroup {
     const { version, home } = layout();
     const dir = path.join(home, name);
@@ -95,16 +105,22 @@ export class MemoryCgroup {
     const usage = Number(fs.readFileSync(path.join(this.dir, this.#version === 1 ? 'memory.usage_in_bytes' : 'memory.current'), 'utf8'));
     const inactiveFile = this.#version === 1 ? stat.get('total_inactive_file') : stat.get('inactive_file');
     const anon = this.#version === 1 ? stat.get('total_rss') : stat.get('anon');
+    const activeFile = this.#version === 1 ? stat.get('total_active_file') : stat.get('active_file');
     return {
       usageKiB: kib(usage),
       workingSetKiB: kib(usage - (inactiveFile ?? 0)),
       anonKiB: kib(anon),
-      pss: this.pids().map((pid) => ({ pid, comm: comm(pid), pssKiB: pssKiB(pid) })),
+      activeFileKiB: kib(activeFile),
+      inactiveFileKiB: kib(inactiveFile),
+      pss: this.pids().map((pid) => ({ pid, comm: comm(pid), ...smaps(pid) })),
     };
   }
 
-  pids(): number[] {
-    return fs.readFileSync(path.join(this.dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  /** The processes in this cgroup and in the cgroups below it. */
+  pids(dir = this.dir): number[] {
+    const own = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+    const below = fs.readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory());
+    return [...own, ...below.flatMap((d) => this.pids(path.join(dir, d.name)))];
   }
 
   /** Removes the cgroup once its processes are gone (waits up to `ms` for them). */
@@ -132,11 +148,15 @@ function comm(pid: number): string {
   }
 }
 
-function pssKiB(pid: number): number | undefined {
+function smaps(pid: number): { pssKiB: number | undefined; anonKiB: number | undefined } {
   try {
-    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
+    const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const field = (name: string): number | undefined => {
+      const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(rollup);
+      return m ? Number(m[1]) : undefined;
+    };
+    return { pssKiB: field('Pss'), anonKiB: field('Anonymous') };
   } catch {
-    return undefined;
+    return { pssKiB: undefined, anonKiB: undefined };
   }
 }

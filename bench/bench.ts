@@ -44,6 +44,7 @@ const USAGE = `usage: npm run bench -- [--quick] [flags]
   --many-handoffs N     their graceful handoffs (default 5)
   --only LIST           some of ${SCENARIOS.join(',')}
   --timing D/R/P        lease duration / renew deadline / retry period (default 15s/10s/2s)
+  --compile-cache       keep Node's compile cache on (off by default: a Pod's first run has none)
   --out FILE            JSON results (default bench/results.json)`;
 
 function usage(msg: string): never {
@@ -68,6 +69,7 @@ try {
       'many-handoffs': { type: 'string' },
       only: { type: 'string' },
       timing: { type: 'string', default: '15s/10s/2s' },
+      'compile-cache': { type: 'boolean', default: false },
       out: { type: 'string', default: path.join(repo, 'bench', 'results.json') },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -132,6 +134,10 @@ if (newest(path.join(repo, 'src')) > fs.statSync(built).mtimeMs)
 // ~15 ms of exec → child that a Pod does not pay. Cleared for every candidate, and said so.
 const extraCaCerts = process.env['NODE_EXTRA_CA_CERTS'];
 delete process.env['NODE_EXTRA_CA_CERTS'];
+// Nor has a Pod's container a compile cache from an earlier run (its /tmp starts empty): the
+// candidates run without it, or every run after the first would skip compiling (~7 ms).
+const compileCache = values['compile-cache'] === true;
+if (!compileCache) process.env['NODE_DISABLE_COMPILE_CACHE'] = '1';
 
 const t0 = Date.now();
 const progress = (line: string): void => console.error(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${line}`);
@@ -145,6 +151,7 @@ const results: Record<string, unknown> = {
     commit: gitDescribe(),
     distBuilt: fs.statSync(built).mtime.toISOString(),
     ...(extraCaCerts !== undefined && { clearedNodeExtraCaCerts: extraCaCerts }),
+    compileCache,
   },
 };
 const writeResults = (): void => {

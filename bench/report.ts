@@ -248,6 +248,11 @@ export function report(results: Record<string, unknown>, timing: Timing): string
     );
   if (env.clearedNodeExtraCaCerts !== undefined)
     notes.push(`NODE_EXTRA_CA_CERTS (${env.clearedNodeExtraCaCerts} on this host) was cleared for the candidates, as a Pod has none`);
+  notes.push(
+    env.compileCache
+      ? "leader-run kept Node's compile cache (--compile-cache): every run after the first skipped compiling"
+      : "leader-run ran without Node's compile cache (NODE_DISABLE_COMPILE_CACHE=1), as a Pod's first run does",
+  );
   if (results.error) notes.push(`ERROR: ${results.error}`);
   if (results.interrupted) notes.push(`INTERRUPTED by ${results.interrupted}`);
   if (notes.length) out.push('', ...notes.map((n) => `- ${n}`));

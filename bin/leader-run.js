@@ -9,7 +9,7 @@ if (v[0] < floor[0] || (v[0] === floor[0] && v[1] < floor[1])) {
   process.exit(78);
 }
 // Node's on-disk compile cache, as tsc does: a later run skips compiling what an earlier one
-// did (~9 ms of exec -> child here). Not under /proc: Node 24.9 spins there for good.
+// did (~7 ms here). Not under /proc: Node 24.9 spins there for good.
 var mod = process.getBuiltinModule('node:module');
 if (mod.enableCompileCache && !/^\/proc(\/|$)/.test(process.getBuiltinModule('node:os').tmpdir())) {
   try { mod.enableCompileCache(); } catch (e) { /* a cache is a nicety; never a reason to fail */ }

@@ -18,6 +18,7 @@
 import { type ChildProcess, execFile, spawn as spawnProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { ExitStatus, execFailureStatus } from '../core/exit-status.ts';
+import { collectStartupGarbage } from '../core/heap.ts';
 import { elapsedMs, type Instant, instantNow } from '../core/time.ts';
 import { decide } from './fence-policy.ts';
 import type { FromWatchdog, LeaseDeadlines, StopCause, ToWatchdog } from './protocol.ts';
@@ -251,6 +252,7 @@ function signalOne(pid: number, signal: NodeJS.Signals): void {
 }
 
 process.title = 'leader-run-watchdog';
+collectStartupGarbage();
 process.on('message', (m: ToWatchdog) => onMessage(m));
 // leader-run died (SIGKILL, OOM, crash): nobody renews the lease any more. The channel's
 // disconnect is the only sign of that: signals to this process are not.

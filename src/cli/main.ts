@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ExitStatus } from '../core/exit-status.ts';
+import { collectStartupGarbage } from '../core/heap.ts';
 import { Logger } from '../core/log.ts';
 import { InfoShown, type ParsedRun, parseArgs, UsageError } from './options.ts';
 import { becomeInitIfPid1 } from './pid1.ts';
@@ -54,6 +55,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   process.on('uncaughtException', (e) => process.exit(internalError(e)));
   process.on('unhandledRejection', (e) => process.exit(internalError(e)));
+  collectStartupGarbage();
   const init = becomeInitIfPid1();
   if (init.warning) log.warn(init.warning, { event: 'pid1' });
   // Loaded only now: --help, --version and usage errors never pay for the Kubernetes client.

@@ -279,6 +279,9 @@ test('examples/deployment.yaml: 3 replicas, one leader, probes answer, the proje
 
   // Memory working set of the leader's Pod, from the kubelet's stats summary (straight from
   // the kubelet: the apiserver's node proxy refuses loopback addresses).
+  // Read once leader-run's start-up is over (core/heap.ts collects its garbage 5 s in).
+  const started = Math.max(...ready.map((p) => Date.parse(p.status.containerStatuses?.[0]?.state?.running?.startedAt ?? '') || Date.now()));
+  await sleep(Math.max(0, started + 10_000 - Date.now()));
   // cAdvisor fills in a new Pod's figures at its next housekeeping: wait for them.
   const summary = await until('memory figures for the Pods', async () => {
     const sum = await kubeletGet('/stats/summary');
